@@ -1,0 +1,147 @@
+//! The normalisation of a conv block: batch, group or instance norm, or none, with its affine
+//! scale and shift supplied either by its own parameters or by the caller (a passport layer).
+
+use burn::module::{Flag, Param, RunningState};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+const EPSILON: f64 = 1e-5;
+const MOMENTUM: f64 = 0.1;
+
+/// Which normalisation a conv block uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormKind {
+    /// Batch norm with running statistics.
+    #[default]
+    Bn,
+    /// Group norm with `max(1, C/16)` groups.
+    Gn,
+    /// Instance norm (one group per channel).
+    In,
+    /// No normalisation.
+    None,
+}
+
+impl NormKind {
+    /// Number of groups the statistics are taken over for group and instance norm.
+    fn groups(self, channels: usize) -> usize {
+        match self {
+            NormKind::Gn => (channels / 16).max(1),
+            _ => channels,
+        }
+    }
+}
+
+/// A normalisation layer. Its state-dict paths mirror PyTorch's (`weight`, `bias`,
+/// `running_mean`, `running_var`).
+///
+/// The running variance is kept unbiased, as PyTorch keeps it, so checkpoints of the reference
+/// implementation load with the same meaning.
+#[derive(Module, Debug)]
+pub struct Norm {
+    /// Learnable affine scale, when the norm is affine.
+    pub weight: Option<Param<Tensor<1>>>,
+    /// Learnable affine shift, when the norm is affine.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Running mean (batch norm only).
+    pub running_mean: Option<RunningState<Tensor<1>>>,
+    /// Running unbiased variance (batch norm only).
+    pub running_var: Option<RunningState<Tensor<1>>>,
+    /// Whether batch statistics are used and running statistics updated on an autodiff device.
+    pub training: Param<Flag>,
+    /// The normalisation kind.
+    #[module(skip)]
+    pub kind: NormKind,
+}
+
+impl Norm {
+    /// A norm over `channels` channels; `affine` adds a learnable scale (init 1) and shift (init 0).
+    pub fn new(kind: NormKind, channels: usize, affine: bool, device: &Device) -> Self {
+        let bn = kind == NormKind::Bn;
+        Self {
+            weight: affine.then(|| Param::from_tensor(Tensor::ones([channels], device))),
+            bias: affine.then(|| Param::from_tensor(Tensor::zeros([channels], device))),
+            running_mean: bn.then(|| RunningState::new(Tensor::zeros([channels], device))),
+            running_var: bn.then(|| RunningState::new(Tensor::ones([channels], device))),
+            training: Param::from_bool(true),
+            kind,
+        }
+    }
+
+    /// Normalises `x` and applies the affine map: `affine` when given (a passport layer's γ, β),
+    /// else the norm's own parameters, else none.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`
+    /// - `affine`: `([channels], [channels])`
+    /// - output: `[batch, channels, height, width]`
+    pub fn forward(&self, x: Tensor<4>, affine: Option<(Tensor<1>, Tensor<1>)>) -> Tensor<4> {
+        let affine = affine.or_else(|| match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => Some((w.val(), b.val())),
+            _ => None,
+        });
+        match self.kind {
+            NormKind::Bn => self.batch_norm(x, affine),
+            NormKind::Gn | NormKind::In => {
+                let [n, c, h, w] = x.dims();
+                let groups = self.kind.groups(c);
+                let grouped = x.reshape([n, groups, (c / groups) * h * w]);
+                let (var, mean) = grouped.clone().var_mean_bias(2);
+                let normed = grouped
+                    .sub(mean)
+                    .div(var.add_scalar(EPSILON).sqrt())
+                    .reshape([n, c, h, w]);
+                apply_affine(normed, affine)
+            }
+            NormKind::None => apply_affine(x, affine),
+        }
+    }
+
+    fn batch_norm(&self, x: Tensor<4>, affine: Option<(Tensor<1>, Tensor<1>)>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let device = x.device();
+        let (gamma, beta) =
+            affine.unwrap_or_else(|| (Tensor::ones([c], &device), Tensor::zeros([c], &device)));
+        let (Some(running_mean), Some(running_var)) = (&self.running_mean, &self.running_var) else {
+            unreachable!("a batch norm is always built with running statistics")
+        };
+        if device.is_autodiff() && self.training.is_enabled() {
+            let out = burn::tensor::module::batch_norm_train(x, gamma, beta, EPSILON);
+            let count = (n * h * w) as f64;
+            let unbiased = out.variance.detach().mul_scalar(count / (count - 1.0).max(1.0));
+            let mean = running_mean
+                .value_sync()
+                .to_device(&device)
+                .mul_scalar(1.0 - MOMENTUM)
+                .add(out.mean.detach().mul_scalar(MOMENTUM));
+            let var = running_var
+                .value_sync()
+                .to_device(&device)
+                .mul_scalar(1.0 - MOMENTUM)
+                .add(unbiased.mul_scalar(MOMENTUM));
+            running_mean.update(mean.detach());
+            running_var.update(var.detach());
+            out.output
+        } else {
+            burn::tensor::module::batch_norm(
+                x,
+                gamma,
+                beta,
+                running_mean.value().to_device(&device),
+                running_var.value().to_device(&device),
+                EPSILON,
+            )
+        }
+    }
+}
+
+fn apply_affine(x: Tensor<4>, affine: Option<(Tensor<1>, Tensor<1>)>) -> Tensor<4> {
+    match affine {
+        Some((gamma, beta)) => {
+            let c = gamma.dims()[0];
+            x.mul(gamma.reshape([1, c, 1, 1])).add(beta.reshape([1, c, 1, 1]))
+        }
+        None => x,
+    }
+}
