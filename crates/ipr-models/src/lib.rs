@@ -1,1 +1,45 @@
-//! ipr-models
+//! The networks of DeepIPR: AlexNet and ResNet-9/18, each buildable as a normal model or with
+//! passport layers from one code path, driven by a passport [`Layout`].
+//!
+//! Every conv block is an [`ipr_passport::ConvBlock`]; which ones are passport layers is data.
+//! Parameter paths mirror the reference implementation's state dicts
+//! (`features.4.conv.weight`, `layer4.0.shortcut.key`, …).
+//!
+//! **Architecture Invariant:** models know nothing about plans, training or attacks.
+//!
+//! # Example
+//! ```
+//! use burn::prelude::*;
+//! use ipr_models::{AlexNet, Arch, Layout, Net, NetConfig};
+//!
+//! let device = Device::flex();
+//! let mut config = NetConfig::new(Arch::Alexnet, 10);
+//! config.in_channels = 1;
+//! config.width = 0.25;
+//! let layout = Layout::parse("4 = true\n5 = \"hi\"\n6 = false\n", "example").unwrap();
+//! let net = AlexNet::init(&config, &layout, &device).unwrap();
+//! assert_eq!(net.passport_paths(), ["4", "5"]);
+//!
+//! let out = net.forward(Tensor::zeros([2, 1, 32, 32], &device));
+//! assert_eq!(out.logits.dims(), [2, 10]);
+//! assert_eq!(out.gammas.len(), 2);
+//! let signatures = layout.signatures(&net, 7).unwrap();
+//! assert_eq!(signatures[1].1.text.as_deref(), Some("hi"));
+//! ```
+#![deny(missing_docs)]
+
+mod alexnet;
+mod error;
+mod layout;
+mod net;
+mod params;
+mod resnet;
+mod sampling;
+
+pub use alexnet::AlexNet;
+pub use error::ModelError;
+pub use layout::Layout;
+pub use net::{Arch, Net, NetConfig, NetOutput};
+pub use params::param_paths;
+pub use resnet::{BasicBlock, ResNet};
+pub use sampling::sample_passports;

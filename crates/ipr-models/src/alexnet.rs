@@ -1,0 +1,151 @@
+//! AlexNet as in the DeepIPR reference: a 32 px variant (five conv blocks, three 2×2 max pools,
+//! one linear layer) and the 224 px ImageNet variant (torchvision's layout).
+//!
+//! Block paths are feature indices (`0`, `2`, `4`, `5`, `6`), as in the reference state dicts
+//! (`features.4.conv.weight`). The 32 px classifier is `classifier`; the 224 px classifier's
+//! linear layers are `deep_classifier.{1,4,6}` (the reference's `classifier.{1,4,6}`).
+
+use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use burn::tensor::module::adaptive_avg_pool2d;
+use ipr_passport::{ConvBlock, ConvBlockConfig};
+
+use crate::net::{check_layout, out_side};
+use crate::{Layout, ModelError, Net, NetConfig, NetOutput};
+
+const POOLS: [usize; 3] = [1, 3, 7];
+
+/// `(feature index, kernel, stride, padding, reference channels)` of each conv block.
+fn conv_specs(imagenet: bool) -> [(usize, usize, usize, usize, usize); 5] {
+    let first = if imagenet { (0, 11, 4, 2, 64) } else { (0, 5, 1, 2, 64) };
+    [first, (2, 5, 1, 2, 192), (4, 3, 1, 1, 384), (5, 3, 1, 1, 256), (6, 3, 1, 1, 256)]
+}
+
+/// AlexNet built from conv blocks.
+#[derive(Module, Debug)]
+pub struct AlexNet {
+    /// Feature extractor: conv blocks at 0, 2, 4, 5, 6; max pools (no parameters) at 1, 3, 7.
+    pub features: Vec<Option<ConvBlock>>,
+    /// Linear head of the 32 px variant.
+    pub classifier: Option<Linear>,
+    /// Linear layers of the 224 px head (at indices 1, 4 and 6).
+    pub deep_classifier: Vec<Option<Linear>>,
+    /// Dropout of the 224 px head.
+    pub dropout: Dropout,
+    /// Whether this is the 224 px variant.
+    #[module(skip)]
+    pub imagenet: bool,
+}
+
+impl AlexNet {
+    fn pool(&self, x: Tensor<4>) -> Tensor<4> {
+        let k = if self.imagenet { 3 } else { 2 };
+        MaxPool2dConfig::new([k, k]).with_strides([2, 2]).init().forward(x)
+    }
+}
+
+impl Net for AlexNet {
+    fn init(config: &NetConfig, layout: &Layout, device: &Device) -> Result<Self, ModelError> {
+        config.check()?;
+        let imagenet = config.imagenet();
+        let specs = conv_specs(imagenet);
+        let paths: Vec<String> = specs.iter().map(|s| s.0.to_string()).collect();
+        check_layout(&paths, layout, config.arch)?;
+
+        let pool_k = if imagenet { 3 } else { 2 };
+        let mut features: Vec<Option<ConvBlock>> = (0..8).map(|_| None).collect();
+        let (mut side, mut channels) = (config.input_size, config.in_channels);
+        for idx in 0..8 {
+            if POOLS.contains(&idx) {
+                side = out_side(side, pool_k, 2, 0);
+                continue;
+            }
+            let &(_, k, s, p, base) = specs.iter().find(|spec| spec.0 == idx).expect("conv index");
+            let out = config.channels(base);
+            let passport = layout.is_passport(&idx.to_string()).then_some([side, side]);
+            features[idx] = Some(
+                ConvBlockConfig::new(channels, out, k)
+                    .with_stride(s)
+                    .with_padding(p)
+                    .with_norm(config.norm)
+                    .with_passport(passport)
+                    .init(device),
+            );
+            side = out_side(side, k, s, p);
+            channels = out;
+        }
+        let (classifier, deep_classifier) = if imagenet {
+            let flat = channels * 36;
+            let mut deep: Vec<Option<Linear>> = (0..7).map(|_| None).collect();
+            deep[1] = Some(LinearConfig::new(flat, 4096).init(device));
+            deep[4] = Some(LinearConfig::new(4096, 4096).init(device));
+            deep[6] = Some(LinearConfig::new(4096, config.num_classes).init(device));
+            (None, deep)
+        } else {
+            (Some(LinearConfig::new(channels * side * side, config.num_classes).init(device)), vec![])
+        };
+        Ok(Self {
+            features,
+            classifier,
+            deep_classifier,
+            dropout: DropoutConfig::new(0.5).init(),
+            imagenet,
+        })
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> NetOutput {
+        let mut x = x;
+        let mut gammas = Vec::new();
+        for (idx, feature) in self.features.iter().enumerate() {
+            x = match feature {
+                Some(block) => {
+                    let path = idx.to_string();
+                    tap(&path, &x);
+                    let out = block.forward(x);
+                    if let Some(gamma) = out.gamma {
+                        gammas.push((path, gamma));
+                    }
+                    out.out
+                }
+                None => self.pool(x),
+            };
+        }
+        if self.imagenet {
+            x = adaptive_avg_pool2d(x, [6, 6]); // [batch, c, 6, 6]
+        }
+        let x: Tensor<2> = x.flatten(1, 3); // [batch, c·h·w]
+        let logits = match &self.classifier {
+            Some(linear) => linear.forward(x),
+            None => {
+                let layer = |i: usize| self.deep_classifier[i].as_ref().expect("224 px head layer");
+                let x = relu(layer(1).forward(self.dropout.forward(x)));
+                let x = relu(layer(4).forward(self.dropout.forward(x)));
+                layer(6).forward(x)
+            }
+        };
+        NetOutput { logits, gammas }
+    }
+
+    fn blocks(&self) -> Vec<(String, &ConvBlock)> {
+        self.features
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|b| (i.to_string(), b)))
+            .collect()
+    }
+
+    fn try_map_blocks<E>(
+        mut self,
+        f: &mut dyn FnMut(&str, ConvBlock) -> Result<ConvBlock, E>,
+    ) -> Result<Self, E> {
+        self.features = self
+            .features
+            .into_iter()
+            .enumerate()
+            .map(|(i, feature)| feature.map(|b| f(&i.to_string(), b)).transpose())
+            .collect::<Result<_, E>>()?;
+        Ok(self)
+    }
+}
