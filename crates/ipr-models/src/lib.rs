@@ -29,17 +29,21 @@
 #![deny(missing_docs)]
 
 mod alexnet;
+mod bundle;
 mod error;
 mod layout;
 mod net;
 mod params;
 mod resnet;
 mod sampling;
+mod store;
 
 pub use alexnet::AlexNet;
+pub use bundle::{BUNDLE_FORMAT, BundleError, LayerSignature, OwnerBundle};
 pub use error::ModelError;
 pub use layout::Layout;
 pub use net::{Arch, Net, NetConfig, NetOutput};
 pub use params::param_paths;
 pub use resnet::{BasicBlock, ResNet};
 pub use sampling::sample_passports;
+pub use store::{StoreError, load_module, save_module, weights_digest, write_atomic};

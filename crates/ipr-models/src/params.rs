@@ -30,3 +30,13 @@ pub fn param_paths<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
     module.visit(&mut collector);
     collector.out
 }
+
+/// Collects every float parameter's values as `f32`, in visiting order.
+pub(crate) struct ValueCollector<'a>(pub &'a mut Vec<Vec<f32>>);
+
+impl ModuleVisitor for ValueCollector<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let data = param.val().into_data().convert::<f32>();
+        self.0.push(data.try_to_vec::<f32>().unwrap_or_default());
+    }
+}

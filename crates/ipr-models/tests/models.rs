@@ -114,3 +114,32 @@ fn sampled_passports_are_pretrained_activations() {
     assert_eq!(skey4.dims(), [1, 48, 8, 8]);
     assert!(skey4.into_data().try_to_vec::<f32>().unwrap().iter().all(|&x| x >= 0.0));
 }
+
+#[test]
+fn records_round_trip_and_bad_files_are_clear_errors() {
+    use ipr_models::{load_module, save_module, weights_digest};
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::parse("4 = true\n", "alexnet.toml").unwrap();
+    let cfg = config(Arch::Alexnet, 0.125);
+    let net = AlexNet::init(&cfg, &layout, &device).unwrap();
+    let path = dir.path().join("model.bpk");
+    save_module(&net, &path).unwrap();
+    let fresh = AlexNet::init(&cfg, &layout, &device).unwrap();
+    assert_ne!(weights_digest(&fresh), weights_digest(&net));
+    let loaded = load_module(fresh, &path).unwrap();
+    assert_eq!(weights_digest(&loaded), weights_digest(&net));
+
+    // Another architecture.
+    let other = ResNet::init(&config(Arch::Resnet9, 0.125), &Layout::none(), &device).unwrap();
+    let err = load_module(other, &path).unwrap_err().to_string();
+    assert!(err.contains("model.bpk") && err.contains("another architecture"), "{err}");
+
+    // Truncated.
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.bpk");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let fresh = AlexNet::init(&cfg, &layout, &device).unwrap();
+    let err = load_module(fresh, &cut).unwrap_err().to_string();
+    assert!(err.contains("cut.bpk") && err.contains("truncated"), "{err}");
+}

@@ -1,0 +1,169 @@
+//! The owner's bundle: the secret half of a protected model.
+//!
+//! It holds the signature of every passport layer, the model config, and a digest of the
+//! weights it belongs to. It is written with owner-only permissions (`0600`), never silently
+//! overwritten, and refused when group- or world-readable.
+
+use std::fs;
+use std::path::Path;
+
+use ipr_passport::Signature;
+use serde::{Deserialize, Serialize};
+
+use crate::{NetConfig, StoreError, write_atomic};
+
+/// Version of the bundle format.
+pub const BUNDLE_FORMAT: u32 = 1;
+
+/// The signature of one passport layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerSignature {
+    /// Block path, e.g. `features.4` is `4` for AlexNet.
+    pub path: String,
+    /// The signature.
+    pub signature: Signature,
+}
+
+/// The owner's secret bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OwnerBundle {
+    /// Format version ([`BUNDLE_FORMAT`]).
+    pub format: u32,
+    /// The scheme that trained the model (`v1`, …).
+    pub scheme: String,
+    /// The model config.
+    pub model: NetConfig,
+    /// Signatures of every passport layer, in forward order.
+    pub layers: Vec<LayerSignature>,
+    /// [`weights_digest`](crate::weights_digest) of the model the bundle belongs to.
+    pub weights_sha256: String,
+}
+
+/// A bundle that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// Writing or reading the file failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The target exists and overwriting was not asked for.
+    #[error("owner bundle `{0}` already exists; it is the only proof of ownership, so it is never overwritten: move it away first, or pass --force")]
+    Exists(String),
+    /// The file can be read by others.
+    #[error("owner bundle `{path}` is readable by group or others (mode {mode:o}); it holds secrets: run `chmod 600 {path}`")]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is not a bundle.
+    #[error("`{path}` is not an owner bundle: {message}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl OwnerBundle {
+    /// Writes the bundle atomically with mode `0600`; refuses an existing file unless `force`.
+    ///
+    /// # Errors
+    /// [`BundleError::Exists`] or a write error.
+    pub fn save(&self, path: &Path, force: bool) -> Result<(), BundleError> {
+        if path.exists() && !force {
+            return Err(BundleError::Exists(path.display().to_string()));
+        }
+        let json = serde_json::to_vec_pretty(self).map_err(|e| BundleError::Malformed {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        write_atomic(path, &json, Some(0o600))?;
+        Ok(())
+    }
+
+    /// Reads a bundle, refusing one that group or others can read.
+    ///
+    /// # Errors
+    /// [`BundleError::Exposed`], a read error, or [`BundleError::Malformed`].
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let shown = path.display().to_string();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = fs::metadata(path).map_err(|source| StoreError::Io {
+                action: "read",
+                path: path.into(),
+                source,
+            })?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(BundleError::Exposed { path: shown, mode });
+            }
+        }
+        let bytes = fs::read(path).map_err(|source| StoreError::Io {
+            action: "read",
+            path: path.into(),
+            source,
+        })?;
+        let bundle: Self = serde_json::from_slice(&bytes)
+            .map_err(|e| BundleError::Malformed { path: shown.clone(), message: e.to_string() })?;
+        if bundle.format != BUNDLE_FORMAT {
+            return Err(BundleError::Malformed {
+                path: shown,
+                message: format!("format {} is not the supported format {BUNDLE_FORMAT}", bundle.format),
+            });
+        }
+        Ok(bundle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Arch, NetConfig};
+    use ipr_passport::SignatureSpec;
+
+    fn bundle() -> OwnerBundle {
+        OwnerBundle {
+            format: BUNDLE_FORMAT,
+            scheme: "v1".into(),
+            model: NetConfig::new(Arch::Alexnet, 10),
+            layers: vec![LayerSignature {
+                path: "4".into(),
+                signature: Signature::generate(&SignatureSpec::Text("ab".into()), 16, "4", 1).unwrap(),
+            }],
+            weights_sha256: "00".into(),
+        }
+    }
+
+    #[test]
+    fn saved_owner_only_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("owner.json");
+        bundle().save(&path, false).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let err = bundle().save(&path, false).unwrap_err().to_string();
+        assert!(err.contains("--force"), "{err}");
+        bundle().save(&path, true).unwrap();
+        assert_eq!(OwnerBundle::load(&path).unwrap(), bundle());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn world_readable_bundle_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("owner.json");
+        bundle().save(&path, false).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = OwnerBundle::load(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+}

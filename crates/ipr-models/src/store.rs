@@ -1,0 +1,119 @@
+//! Saving and loading model records, atomically, with errors that name the file.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use sha2::{Digest, Sha256};
+
+use crate::param_paths;
+
+/// A record that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file system refused.
+    #[error("cannot {action} `{}`: {source}; check that the folder exists, is writable and has free space", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a model record, or is truncated.
+    #[error("`{}` is not a readable model record ({message}); it may be truncated or not a model file: re-run the stage that writes it", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The record belongs to another architecture or configuration.
+    #[error("`{}` does not fit this model ({message}); it was saved for another architecture, width, number of classes or passport layout", path.display())]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What did not fit.
+        message: String,
+    },
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, flushed and renamed
+/// over the target, so a crash leaves either the old file or the new one, never half of one.
+/// `mode` sets Unix permissions before the data is written (e.g. `0o600` for owner secrets).
+///
+/// # Errors
+/// [`StoreError::Io`] naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), StoreError> {
+    let io = |action, source| StoreError::Io { action, path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if let Some(mode) = mode {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode);
+        }
+        let mut file = options.open(&tmp).map_err(|e| io("create", e))?;
+        file.write_all(bytes).map_err(|e| io("write", e))?;
+        file.sync_all().map_err(|e| io("flush", e))?;
+        fs::rename(&tmp, path).map_err(|e| io("rename into", e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves a module's record (weights, running statistics, passports) to `path`, atomically.
+///
+/// # Errors
+/// [`StoreError`] naming the file.
+pub fn save_module<M: Module>(module: &M, path: &Path) -> Result<(), StoreError> {
+    let bytes = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| StoreError::Corrupt { path: path.into(), message: e.to_string() })?;
+    write_atomic(path, &bytes, None)
+}
+
+/// Loads the record at `path` into `module`, which must have the same structure.
+///
+/// # Errors
+/// [`StoreError::Io`] for a missing file, [`StoreError::Corrupt`] for a damaged one and
+/// [`StoreError::Mismatch`] for a record of another model.
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, StoreError> {
+    let bytes = fs::read(path).map_err(|source| StoreError::Io { action: "read", path: path.into(), source })?;
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| StoreError::Corrupt { path: path.into(), message: e.to_string() })?;
+    module
+        .try_load_record(record)
+        .map_err(|e| StoreError::Mismatch { path: path.into(), message: e.to_string() })
+}
+
+/// SHA-256 over every float parameter's path, shape and `f32` values, in visiting order: the
+/// fingerprint an owner bundle records of the model it belongs to.
+pub fn weights_digest<M: Module>(module: &M) -> String {
+    let mut hasher = Sha256::new();
+    let shapes = param_paths(module);
+    let mut values = Vec::new();
+    module.visit(&mut crate::params::ValueCollector(&mut values));
+    for ((path, shape), data) in shapes.iter().zip(values) {
+        hasher.update(path.as_bytes());
+        for d in shape {
+            hasher.update((*d as u64).to_le_bytes());
+        }
+        for v in data {
+            hasher.update(v.to_le_bytes());
+        }
+    }
+    hex::encode(hasher.finalize())
+}
