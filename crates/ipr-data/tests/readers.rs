@@ -1,0 +1,467 @@
+//! Readers on small files written here in each official format: IDX, CIFAR-10/100, image
+//! folders and trigger sets.
+
+use std::io::Write;
+use std::path::Path;
+
+use burn_dataset::Dataset;
+use ipr_data::{
+    DataError, ImageDataset, ImageFolder, ImageOptions, Split, read_cifar10, read_cifar100,
+    read_idx, read_trigger_set,
+};
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+fn idx_images(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [0x0803, count, rows, cols] {
+        out.extend(v.to_be_bytes());
+    }
+    out.extend(pixels);
+    out
+}
+
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(0x0801u32.to_be_bytes());
+    out.extend((labels.len() as u32).to_be_bytes());
+    out.extend(labels);
+    out
+}
+
+/// Five 3×4 images whose pixel j of image i is `i*12 + j`, labels 3 1 4 1 5.
+fn idx_fixture() -> (Vec<u8>, Vec<u8>) {
+    ((0..60).collect(), vec![3, 1, 4, 1, 5])
+}
+
+fn assert_idx_set(set: &ipr_data::ImageSet) {
+    let (pixels, labels) = idx_fixture();
+    assert_eq!(set.shape(), [1, 3, 4]);
+    assert_eq!(set.num_classes(), 10);
+    assert_eq!(set.len(), 5);
+    assert_eq!(set.pixels(), pixels.as_slice());
+    assert_eq!(
+        set.labels(),
+        labels.iter().map(|&l| l as usize).collect::<Vec<_>>()
+    );
+    let sample = set.get(2).unwrap();
+    assert_eq!(sample.pixels, pixels[24..36]);
+    assert_eq!(sample.label, labels[2] as usize);
+}
+
+#[test]
+fn idx_round_trip_raw_gz_suffix_and_gz_content_under_raw_name() {
+    let (pixels, labels) = idx_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    // Train: raw files. Test: gzipped with the .gz suffix.
+    std::fs::write(
+        p.join("train-images-idx3-ubyte"),
+        idx_images(5, 3, 4, &pixels),
+    )
+    .unwrap();
+    std::fs::write(p.join("train-labels-idx1-ubyte"), idx_labels(&labels)).unwrap();
+    std::fs::write(
+        p.join("t10k-images-idx3-ubyte.gz"),
+        gzip(&idx_images(5, 3, 4, &pixels)),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("t10k-labels-idx1-ubyte.gz"),
+        gzip(&idx_labels(&labels)),
+    )
+    .unwrap();
+    assert_idx_set(&read_idx(p, Split::Train).unwrap());
+    assert_idx_set(&read_idx(p, Split::Test).unwrap());
+
+    // Gzipped content without the suffix is detected by its magic bytes.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(
+        other.path().join("train-images-idx3-ubyte"),
+        gzip(&idx_images(5, 3, 4, &pixels)),
+    )
+    .unwrap();
+    std::fs::write(
+        other.path().join("train-labels-idx1-ubyte"),
+        idx_labels(&labels),
+    )
+    .unwrap();
+    assert_idx_set(&read_idx(other.path(), Split::Train).unwrap());
+}
+
+#[test]
+fn idx_truncated_bad_magic_mismatch_and_missing_are_errors_naming_the_file() {
+    let (pixels, labels) = idx_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+
+    // Truncated image file: header says 5 images, data holds 4.
+    std::fs::write(
+        p.join("train-images-idx3-ubyte"),
+        idx_images(5, 3, 4, &pixels[..48]),
+    )
+    .unwrap();
+    std::fs::write(p.join("train-labels-idx1-ubyte"), idx_labels(&labels)).unwrap();
+    let err = read_idx(p, Split::Train).unwrap_err();
+    assert!(matches!(err, DataError::Format { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("train-images-idx3-ubyte") && msg.contains("truncated"),
+        "{msg}"
+    );
+
+    // Bad magic in the labels file.
+    std::fs::write(
+        p.join("train-images-idx3-ubyte"),
+        idx_images(5, 3, 4, &pixels),
+    )
+    .unwrap();
+    let mut bad = idx_labels(&labels);
+    bad[3] = 0x03;
+    std::fs::write(p.join("train-labels-idx1-ubyte"), bad).unwrap();
+    let msg = read_idx(p, Split::Train).unwrap_err().to_string();
+    assert!(
+        msg.contains("train-labels-idx1-ubyte") && msg.contains("magic"),
+        "{msg}"
+    );
+
+    // Label count disagrees with the image count.
+    std::fs::write(p.join("train-labels-idx1-ubyte"), idx_labels(&labels[..4])).unwrap();
+    let msg = read_idx(p, Split::Train).unwrap_err().to_string();
+    assert!(
+        msg.contains("4 labels") && msg.contains("5 images"),
+        "{msg}"
+    );
+
+    // Missing test files: the error names the file, the folder and how to get the data.
+    let err = read_idx(p, Split::Test).unwrap_err();
+    assert!(matches!(err, DataError::Missing { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("t10k-images-idx3-ubyte"), "{msg}");
+    assert!(msg.contains(&p.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("apt-get install dataset-fashion-mnist"),
+        "{msg}"
+    );
+}
+
+/// Pixel value at channel `c`, row `y`, column `x` of CIFAR record number `r`.
+fn cifar_pixel(r: usize, c: usize, y: usize, x: usize) -> u8 {
+    (r * 31 + c * 7 + y * 3 + x) as u8
+}
+
+fn cifar_record(r: usize, labels: &[u8]) -> Vec<u8> {
+    let mut rec = labels.to_vec();
+    for c in 0..3 {
+        for y in 0..32 {
+            for x in 0..32 {
+                rec.push(cifar_pixel(r, c, y, x));
+            }
+        }
+    }
+    rec
+}
+
+#[test]
+fn cifar10_records_land_in_chw_order_from_the_subfolder() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir(&sub).unwrap();
+    for f in 1..=5 {
+        let bytes: Vec<u8> = (0..2)
+            .flat_map(|k| cifar_record(2 * (f - 1) + k, &[((2 * (f - 1) + k) % 10) as u8]))
+            .collect();
+        std::fs::write(sub.join(format!("data_batch_{f}.bin")), bytes).unwrap();
+    }
+    std::fs::write(sub.join("test_batch.bin"), cifar_record(7, &[9])).unwrap();
+
+    let train = read_cifar10(dir.path(), Split::Train).unwrap();
+    assert_eq!(
+        (train.len(), train.shape(), train.num_classes()),
+        (10, [3, 32, 32], 10)
+    );
+    assert_eq!(train.labels(), (0..10).collect::<Vec<_>>());
+    for r in [0, 3, 9] {
+        let img = train.image(r);
+        for (c, y, x) in [(0, 0, 0), (1, 5, 17), (2, 31, 31), (2, 0, 31)] {
+            assert_eq!(
+                img[c * 1024 + y * 32 + x],
+                cifar_pixel(r, c, y, x),
+                "record {r} ({c},{y},{x})"
+            );
+        }
+    }
+    let test = read_cifar10(&sub, Split::Test).unwrap();
+    assert_eq!(test.labels(), [9]);
+    assert_eq!(test.image(0)[1024 + 32 + 1], cifar_pixel(7, 1, 1, 1));
+}
+
+#[test]
+fn cifar100_uses_the_fine_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = [cifar_record(0, &[3, 87]), cifar_record(1, &[19, 42])].concat();
+    std::fs::write(dir.path().join("train.bin"), bytes).unwrap();
+    let set = read_cifar100(dir.path(), Split::Train).unwrap();
+    assert_eq!(set.num_classes(), 100);
+    assert_eq!(set.labels(), [87, 42]);
+    assert_eq!(
+        set.image(1)[2 * 1024 + 10 * 32 + 4],
+        cifar_pixel(1, 2, 10, 4)
+    );
+}
+
+#[test]
+fn cifar_bad_length_label_and_missing_file_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = cifar_record(0, &[1]);
+    bytes.extend([0; 5]);
+    std::fs::write(dir.path().join("test_batch.bin"), bytes).unwrap();
+    let msg = read_cifar10(dir.path(), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("test_batch.bin") && msg.contains("3078") && msg.contains("3073"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("https://www.cs.toronto.edu/~kriz/cifar.html"),
+        "{msg}"
+    );
+
+    std::fs::write(dir.path().join("test_batch.bin"), cifar_record(0, &[10])).unwrap();
+    let msg = read_cifar10(dir.path(), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("test_batch.bin") && msg.contains("label 10"),
+        "{msg}"
+    );
+
+    let err = read_cifar10(dir.path(), Split::Train).unwrap_err();
+    assert!(matches!(err, DataError::Missing { .. }), "{err}");
+    assert!(err.to_string().contains("data_batch_1.bin"), "{err}");
+
+    std::fs::write(dir.path().join("test.bin"), cifar_record(0, &[1])).unwrap();
+    let msg = read_cifar100(dir.path(), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("test.bin") && msg.contains("3074"), "{msg}");
+}
+
+fn save_rgb(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn image_folder_labels_by_sorted_class_name_and_resizes_then_crops() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for class in ["cats", "ants"] {
+        std::fs::create_dir(root.join(class)).unwrap();
+    }
+    save_rgb(&root.join("cats/b.png"), 16, 12, [200, 10, 50]);
+    save_rgb(&root.join("cats/a.png"), 12, 16, [1, 2, 3]);
+    save_rgb(&root.join("ants/x.png"), 9, 9, [90, 91, 92]);
+    std::fs::write(root.join("cats/readme.txt"), "not an image").unwrap();
+    std::fs::write(root.join("notes.txt"), "not a class").unwrap();
+
+    let options = ImageOptions {
+        resize: Some(8),
+        crop: 6,
+        channels: 3,
+    };
+    let folder = ImageFolder::open(root, options).unwrap();
+    assert_eq!(folder.classes(), ["ants", "cats"]);
+    assert_eq!(folder.len(), 3);
+    assert_eq!(folder.labels(), [0, 1, 1]);
+    assert_eq!((folder.shape(), folder.num_classes()), ([3, 6, 6], 2));
+    assert!(folder.path(1).ends_with("cats/a.png"));
+
+    let sample = folder.get(2).unwrap();
+    assert_eq!(sample.label, 1);
+    assert_eq!(sample.pixels.len(), 3 * 36);
+    for (c, want) in [200u8, 10, 50].into_iter().enumerate() {
+        let plane = &sample.pixels[c * 36..(c + 1) * 36];
+        assert!(
+            plane.iter().all(|&v| v.abs_diff(want) <= 1),
+            "channel {c}: {plane:?}"
+        );
+    }
+
+    let gray = ImageFolder::open(
+        root,
+        ImageOptions {
+            channels: 1,
+            ..options
+        },
+    )
+    .unwrap();
+    assert_eq!(gray.shape(), [1, 6, 6]);
+    assert_eq!(gray.get(0).unwrap().pixels.len(), 36);
+}
+
+#[test]
+fn centre_crop_without_resize_takes_the_middle_in_chw_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("only")).unwrap();
+    // 4×4 RGB image: red = 4y + x, green = 100 + 4y + x, blue = 0.
+    let img = image::RgbImage::from_fn(4, 4, |x, y| {
+        image::Rgb([(4 * y + x) as u8, (100 + 4 * y + x) as u8, 0])
+    });
+    img.save(dir.path().join("only/p.png")).unwrap();
+    let folder = ImageFolder::open(
+        dir.path(),
+        ImageOptions {
+            resize: None,
+            crop: 2,
+            channels: 3,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        folder.get(0).unwrap().pixels,
+        [5, 6, 9, 10, 105, 106, 109, 110, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn image_folder_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ImageOptions {
+        resize: Some(8),
+        crop: 6,
+        channels: 3,
+    };
+    let missing = dir.path().join("nowhere");
+    let err = ImageFolder::open(&missing, options).unwrap_err();
+    assert!(
+        matches!(err, DataError::Missing { .. }) && err.to_string().contains("nowhere"),
+        "{err}"
+    );
+
+    let err = ImageFolder::open(dir.path(), options).unwrap_err();
+    assert!(err.to_string().contains("no class folders"), "{err}");
+
+    let err = ImageFolder::open(dir.path(), ImageOptions { crop: 9, ..options }).unwrap_err();
+    assert!(matches!(err, DataError::Invalid(_)), "{err}");
+
+    // A corrupt image fails on `get` with the file named.
+    std::fs::create_dir(dir.path().join("c")).unwrap();
+    std::fs::write(dir.path().join("c/broken.png"), b"not a png").unwrap();
+    let folder = ImageFolder::open(dir.path(), options).unwrap();
+    let msg = folder.get(0).unwrap_err().to_string();
+    assert!(msg.contains("broken.png"), "{msg}");
+}
+
+/// Writes a trigger set whose image k is solid `(10k, 255-k, 7)` and whose label k is
+/// `3k mod 10` (even lines written as numpy floats), creating images in a scrambled order.
+fn write_trigger_set(dir: &Path, n: usize) {
+    let pics = dir.join("pics");
+    std::fs::create_dir_all(&pics).unwrap();
+    let mut order: Vec<usize> = (1..=n).collect();
+    order.reverse();
+    order.swap(0, n / 2);
+    for k in order {
+        save_rgb(
+            &pics.join(format!("{k}.png")),
+            8,
+            8,
+            [(10 * k) as u8, (255 - k) as u8, 7],
+        );
+    }
+    let lines: Vec<String> = (1..=n)
+        .map(|k| {
+            if k % 2 == 0 {
+                format!("{}.000000000000000000e+00", 3 * k % 10)
+            } else {
+                (3 * k % 10).to_string()
+            }
+        })
+        .collect();
+    std::fs::write(dir.join("labels-cifar.txt"), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn trigger_set_pairs_images_and_labels_by_file_number() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trigger_set(dir.path(), 12);
+    let options = ImageOptions {
+        resize: None,
+        crop: 4,
+        channels: 3,
+    };
+    let set = read_trigger_set(dir.path(), &options, 10).unwrap();
+    assert_eq!(
+        (set.len(), set.shape(), set.num_classes()),
+        (12, [3, 4, 4], 10)
+    );
+    for i in 0..12 {
+        let k = i + 1;
+        let img = set.image(i);
+        assert_eq!(
+            (img[0], img[16], img[32]),
+            ((10 * k) as u8, (255 - k) as u8, 7),
+            "image {k}"
+        );
+        assert_eq!(set.labels()[i], 3 * k % 10, "label of image {k}");
+    }
+}
+
+#[test]
+fn trigger_set_errors() {
+    let options = ImageOptions {
+        resize: None,
+        crop: 4,
+        channels: 3,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    write_trigger_set(p, 5);
+
+    let err = read_trigger_set(p, &options, 3).unwrap_err().to_string();
+    assert!(
+        err.contains("labels-cifar.txt") && err.contains("line 1") && err.contains("not below 3"),
+        "{err}"
+    );
+
+    std::fs::write(p.join("labels-cifar.txt"), "1\n2\n3\n4\n").unwrap();
+    let err = read_trigger_set(p, &options, 10).unwrap_err().to_string();
+    assert!(
+        err.contains("4 labels") && err.contains("5 images"),
+        "{err}"
+    );
+
+    std::fs::write(p.join("labels-cifar.txt"), "1\ncat\n3\n4\n5\n").unwrap();
+    let err = read_trigger_set(p, &options, 10).unwrap_err().to_string();
+    assert!(err.contains("line 2") && err.contains("cat"), "{err}");
+
+    std::fs::write(p.join("labels-cifar.txt"), "1\n2\n3\n4\n5\n6\n").unwrap();
+    save_rgb(&p.join("pics/cover.png"), 8, 8, [0, 0, 0]);
+    let err = read_trigger_set(p, &options, 10).unwrap_err().to_string();
+    assert!(
+        err.contains("cover.png") && err.contains("not a number"),
+        "{err}"
+    );
+
+    std::fs::remove_file(p.join("pics/cover.png")).unwrap();
+    save_rgb(&p.join("pics/9.png"), 8, 8, [0, 0, 0]);
+    let err = read_trigger_set(p, &options, 10).unwrap_err().to_string();
+    assert!(
+        err.contains("9.png") && err.contains("expected image number 6"),
+        "{err}"
+    );
+
+    std::fs::remove_file(p.join("labels-cifar.txt")).unwrap();
+    let err = read_trigger_set(p, &options, 10).unwrap_err();
+    assert!(matches!(err, DataError::Missing { .. }), "{err}");
+    assert!(
+        err.to_string().contains("github.com/adiyoss/WatermarkNN"),
+        "{err}"
+    );
+}

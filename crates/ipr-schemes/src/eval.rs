@@ -1,0 +1,107 @@
+//! Evaluation: accuracy on a split, and signature detection per passport layer.
+
+use burn::prelude::*;
+use ipr_data::{DataError, Loader};
+use ipr_models::{LayerSignature, Net};
+use ipr_passport::{decode_text, matching_bits};
+use serde::{Deserialize, Serialize};
+
+use crate::objective::cross_entropy;
+
+/// Loss and accuracy over a whole split.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    /// Mean cross entropy.
+    pub loss: f64,
+    /// Fraction of images classified correctly.
+    pub accuracy: f64,
+    /// Images evaluated.
+    pub count: usize,
+}
+
+/// Evaluates `model` (already in evaluation form: `valid()`, passports folded) on every batch of
+/// `loader`, for its epoch 0.
+///
+/// # Errors
+/// A batch that could not be read.
+pub fn evaluate<M: Net>(model: &M, loader: &Loader, device: &Device) -> Result<EvalResult, DataError> {
+    let (mut loss, mut correct, mut count) = (0.0f64, 0usize, 0usize);
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        let n = batch.labels.len();
+        let (images, labels) = batch.to_tensors(device);
+        let logits = model.forward(images).logits;
+        correct += correct_count(logits.clone(), labels.clone());
+        loss += scalar(cross_entropy(logits, labels)) * n as f64;
+        count += n;
+    }
+    let count_f = count.max(1) as f64;
+    Ok(EvalResult { loss: loss / count_f, accuracy: correct as f64 / count_f, count })
+}
+
+/// The model as it is evaluated: no autodiff, batch norm on running statistics, and every
+/// passport layer folded so γ/β are computed once rather than per batch.
+pub fn eval_form<M: Net>(model: &M) -> M {
+    model.valid().fold()
+}
+
+/// Number of rows of `logits` whose arg-max is the label.
+pub fn correct_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
+    let n = labels.dims()[0];
+    let hits = logits.argmax(1).reshape([n]).equal(labels).int().sum();
+    hits.into_data().convert::<i64>().try_to_vec::<i64>().map_or(0, |v| v[0] as usize)
+}
+
+/// The value of a one-element tensor.
+pub fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().map_or(f64::NAN, |v| f64::from(v[0]))
+}
+
+/// Signature detection of one passport layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerDetection {
+    /// Block path.
+    pub path: String,
+    /// Bits whose sign of γ matches the signature.
+    pub matched: usize,
+    /// Signature length.
+    pub bits: usize,
+    /// `matched / bits`.
+    pub rate: f64,
+    /// The text read back from γ, when the signature is text.
+    pub decoded: Option<String>,
+}
+
+/// Detection of every signature in `model`: the signs of each layer's γ (passport-derived for a
+/// passport layer, the norm's scale for a folded or fine-tuned one) against its bits.
+pub fn detections<M: Net>(model: &M, signatures: &[LayerSignature]) -> Vec<LayerDetection> {
+    let blocks = model.blocks();
+    signatures
+        .iter()
+        .map(|l| {
+            let gamma: Vec<f32> = blocks
+                .iter()
+                .find(|(p, _)| *p == l.path)
+                .and_then(|(_, b)| b.gamma())
+                .and_then(|g| g.into_data().convert::<f32>().try_to_vec::<f32>().ok())
+                .unwrap_or_default();
+            let matched = matching_bits(&gamma, &l.signature);
+            let bits = l.signature.len();
+            LayerDetection {
+                path: l.path.clone(),
+                matched,
+                bits,
+                rate: matched as f64 / bits.max(1) as f64,
+                decoded: l.signature.text.as_ref().map(|t| decode_text(&gamma, t.len())),
+            }
+        })
+        .collect()
+}
+
+/// Mean detection rate over layers (1.0 when there are none).
+pub fn mean_detection(detections: &[LayerDetection]) -> f64 {
+    if detections.is_empty() {
+        return 1.0;
+    }
+    detections.iter().map(|d| d.rate).sum::<f64>() / detections.len() as f64
+}

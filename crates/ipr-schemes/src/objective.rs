@@ -1,0 +1,66 @@
+//! What one training step minimises: the scheme hook of the one training loop.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use ipr_models::{LayerSignature, Net};
+use ipr_passport::sign_loss;
+
+/// The loss of one step and the logits it was computed from.
+pub struct StepOutput {
+    /// Scalar loss, `[1]`.
+    pub loss: Tensor<1>,
+    /// `[batch, classes]`, for the training accuracy.
+    pub logits: Tensor<2>,
+}
+
+/// A training objective: schemes and attacks plug into the one training loop through it.
+pub trait Objective<M: Net> {
+    /// The loss of a batch.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, c, h, w]`; `labels`: `[batch]`
+    fn step(&self, model: &M, images: Tensor<4>, labels: Tensor<1, Int>) -> StepOutput;
+}
+
+/// Mean cross entropy of `logits` against class `labels`.
+///
+/// # Shapes
+/// - `logits`: `[batch, classes]`; `labels`: `[batch]`; output `[1]`
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let n = labels.dims()[0];
+    let logp = log_softmax(logits, 1);
+    logp.gather(1, labels.reshape([n, 1])).mean().neg()
+}
+
+/// Schemes V0 and V1: `CE + Σ_layers L_s(γ_l, b_l)` (no sign loss when there are no passports).
+pub struct PassportObjective {
+    /// `(path, ±1 bits)` per passport layer.
+    bits: Vec<(String, Tensor<1>)>,
+    alpha: f64,
+}
+
+impl PassportObjective {
+    /// The objective for these signatures, on `device`, with sign-loss weight `alpha`.
+    pub fn new(signatures: &[LayerSignature], alpha: f64, device: &Device) -> Self {
+        let bits = signatures
+            .iter()
+            .map(|l| (l.path.clone(), Tensor::from_floats(l.signature.as_f32().as_slice(), device)))
+            .collect();
+        Self { bits, alpha }
+    }
+}
+
+impl<M: Net> Objective<M> for PassportObjective {
+    fn step(&self, model: &M, images: Tensor<4>, labels: Tensor<1, Int>) -> StepOutput {
+        let out = model.forward(images);
+        let mut loss = cross_entropy(out.logits.clone(), labels);
+        if self.alpha > 0.0 {
+            for (path, gamma) in out.gammas {
+                if let Some((_, bits)) = self.bits.iter().find(|(p, _)| *p == path) {
+                    loss = loss.add(sign_loss(gamma, bits.clone(), self.alpha));
+                }
+            }
+        }
+        StepOutput { loss, logits: out.logits }
+    }
+}

@@ -1,0 +1,227 @@
+//! The one training loop: every scheme and attack trains through [`train`].
+//!
+//! Each epoch ends with an evaluation on the test split, a row in `history.csv`, and a
+//! checkpoint (model, optimiser state, history) written atomically; `state.json` is written last
+//! and is the commit point, so a run killed at any moment resumes from its last completed epoch.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use ipr_data::Loader;
+use ipr_models::{LayerSignature, Net, load_module, save_module, write_atomic};
+use serde::{Deserialize, Serialize};
+
+use crate::eval::{correct_count, detections, eval_form, evaluate, mean_detection, scalar};
+use crate::{Objective, SchemeError, TrainConfig};
+
+/// One row of `history.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    /// Epoch, 1-based.
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training loss (cross entropy plus sign losses).
+    pub train_loss: f64,
+    /// Training accuracy (augmented batches, training mode).
+    pub train_acc: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test accuracy.
+    pub test_acc: f64,
+    /// Mean signature detection rate over passport layers.
+    pub detection: f64,
+    /// Wall time of the epoch in seconds, evaluation included.
+    pub seconds: f64,
+}
+
+/// What the checkpoint's `state.json` records.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    epochs_done: usize,
+    best_acc: f64,
+    history: Vec<EpochRow>,
+}
+
+/// The data of a training run.
+pub struct TrainData<'a> {
+    /// Training batches (shuffled, augmented).
+    pub train: &'a Loader,
+    /// Test batches.
+    pub test: &'a Loader,
+}
+
+/// The result of a training run.
+pub struct TrainOutcome<M> {
+    /// The model after the last epoch (on the training device).
+    pub model: M,
+    /// One row per epoch.
+    pub history: Vec<EpochRow>,
+    /// Best test accuracy over epochs (its model is `best.bpk`).
+    pub best_acc: f64,
+    /// The epoch the run resumed after, if it resumed.
+    pub resumed_after: Option<usize>,
+}
+
+fn file_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> SchemeError {
+    SchemeError::File { action, path: path.to_path_buf(), message: e.to_string() }
+}
+
+fn checkpoint_dir(dir: &Path) -> PathBuf {
+    dir.join("checkpoint")
+}
+
+/// Trains `model` (built on an autodiff device) with `objective` for `config.epochs` epochs,
+/// writing `history.csv`, `best.bpk` and `checkpoint/` into `dir`. If `dir` holds a checkpoint,
+/// the run resumes after its last completed epoch.
+///
+/// # Errors
+/// A file that cannot be written or read, a checkpoint of another model, or a diverged loss.
+pub fn train<M: Net>(
+    model: M,
+    objective: &dyn Objective<M>,
+    signatures: &[LayerSignature],
+    config: &TrainConfig,
+    data: TrainData<'_>,
+    device: &Device,
+    dir: &Path,
+) -> Result<TrainOutcome<M>, SchemeError> {
+    config.check()?;
+    let ckpt = checkpoint_dir(dir);
+    fs::create_dir_all(&ckpt).map_err(|e| file_err("create", &ckpt, e))?;
+    let sgd = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(config.momentum).with_dampening(0.0)))
+        .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)));
+    let mut optim = sgd.init();
+    let mut model = model;
+
+    let state_path = ckpt.join("state.json");
+    let mut state = State { epochs_done: 0, best_acc: f64::NEG_INFINITY, history: vec![] };
+    let mut resumed_after = None;
+    if state_path.exists() {
+        let text = fs::read_to_string(&state_path).map_err(|e| file_err("read", &state_path, e))?;
+        state = serde_json::from_str(&text).map_err(|e| {
+            file_err("parse", &state_path, format!("{e}; delete the checkpoint folder to start over"))
+        })?;
+        let e = state.epochs_done;
+        model = load_module(model, &ckpt.join(format!("epoch-{e}.bpk")))?;
+        let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
+        optim = optim.load(&optim_path).map_err(|err| file_err("read", &optim_path, err))?;
+        resumed_after = Some(e);
+        tracing::info!(epoch = e, "resuming after the last completed epoch");
+    }
+
+    for epoch in state.epochs_done..config.epochs {
+        let started = Instant::now();
+        let lr = config.lr_at(epoch);
+        device.seed(config.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let bar = progress_bar(data.train.num_batches() as u64, epoch + 1, config.epochs);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for (step, batch) in data.train.epoch(epoch as u64).enumerate() {
+            let batch = batch?;
+            let n = batch.labels.len();
+            let (images, labels) = batch.to_tensors(device);
+            let out = objective.step(&model, images, labels.clone());
+            let value = scalar(out.loss.clone());
+            if !value.is_finite() {
+                return Err(SchemeError::Diverged { epoch: epoch + 1, step, value: value as f32 });
+            }
+            correct += correct_count(out.logits.detach(), labels);
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            loss_sum += value * n as f64;
+            seen += n;
+            bar.inc(1);
+            bar.set_message(format!("loss {:.3} acc {:.1}%", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64));
+        }
+        bar.finish_and_clear();
+
+        let eval_model = eval_form(&model);
+        let test = evaluate(&eval_model, data.test, &device.clone().without_autodiff())?;
+        let detection = mean_detection(&detections(&model.valid(), signatures));
+        let row = EpochRow {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            test_loss: test.loss,
+            test_acc: test.accuracy,
+            detection,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(
+            "epoch {}/{}: loss {:.4} train {:.2}% test {:.2}% detection {:.1}% ({:.0}s)",
+            row.epoch,
+            config.epochs,
+            row.train_loss,
+            100.0 * row.train_acc,
+            100.0 * row.test_acc,
+            100.0 * row.detection,
+            row.seconds
+        );
+        if row.test_acc > state.best_acc {
+            state.best_acc = row.test_acc;
+            save_module(&model.valid(), &dir.join("best.bpk"))?;
+        }
+        state.history.push(row);
+        state.epochs_done = epoch + 1;
+        commit_checkpoint(&model, &optim, &state, dir)?;
+    }
+    Ok(TrainOutcome { model, history: state.history, best_acc: state.best_acc, resumed_after })
+}
+
+fn progress_bar(len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Writes the model, the optimiser state and the history of the completed epoch, then
+/// `state.json` (the commit point), then removes the previous epoch's files.
+fn commit_checkpoint<M: Net>(
+    model: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    state: &State,
+    dir: &Path,
+) -> Result<(), SchemeError> {
+    let ckpt = checkpoint_dir(dir);
+    let e = state.epochs_done;
+    save_module(&model.valid(), &ckpt.join(format!("epoch-{e}.bpk")))?;
+    let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
+    let bytes = optim.into_bytes().map_err(|err| file_err("encode", &optim_path, err))?;
+    write_atomic(&optim_path, &bytes, None)?;
+    write_history(&state.history, &dir.join("history.csv"))?;
+    let json = serde_json::to_vec_pretty(state).map_err(|err| file_err("encode", &ckpt, err))?;
+    write_atomic(&ckpt.join("state.json"), &json, None)?;
+    if e > 0 {
+        for old in [format!("epoch-{}.bpk", e - 1), format!("epoch-{}.optim.bpk", e - 1)] {
+            let _ = fs::remove_file(ckpt.join(old));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the history as CSV, atomically.
+///
+/// # Errors
+/// A write error naming the file.
+pub fn write_history(rows: &[EpochRow], path: &Path) -> Result<(), SchemeError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row).map_err(|e| file_err("encode", path, e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| file_err("encode", path, e))?;
+    write_atomic(path, &bytes, None)?;
+    Ok(())
+}
