@@ -2,8 +2,7 @@
 
 use burn::prelude::*;
 use ipr_data::{DataError, Loader};
-use ipr_models::{LayerSignature, Net};
-use ipr_passport::{decode_text, matching_bits};
+use ipr_models::Net;
 use serde::{Deserialize, Serialize};
 
 use crate::objective::cross_entropy;
@@ -55,53 +54,4 @@ pub fn correct_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
 /// The value of a one-element tensor.
 pub fn scalar(t: Tensor<1>) -> f64 {
     t.into_data().convert::<f32>().try_to_vec::<f32>().map_or(f64::NAN, |v| f64::from(v[0]))
-}
-
-/// Signature detection of one passport layer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LayerDetection {
-    /// Block path.
-    pub path: String,
-    /// Bits whose sign of γ matches the signature.
-    pub matched: usize,
-    /// Signature length.
-    pub bits: usize,
-    /// `matched / bits`.
-    pub rate: f64,
-    /// The text read back from γ, when the signature is text.
-    pub decoded: Option<String>,
-}
-
-/// Detection of every signature in `model`: the signs of each layer's γ (passport-derived for a
-/// passport layer, the norm's scale for a folded or fine-tuned one) against its bits.
-pub fn detections<M: Net>(model: &M, signatures: &[LayerSignature]) -> Vec<LayerDetection> {
-    let blocks = model.blocks();
-    signatures
-        .iter()
-        .map(|l| {
-            let gamma: Vec<f32> = blocks
-                .iter()
-                .find(|(p, _)| *p == l.path)
-                .and_then(|(_, b)| b.gamma())
-                .and_then(|g| g.into_data().convert::<f32>().try_to_vec::<f32>().ok())
-                .unwrap_or_default();
-            let matched = matching_bits(&gamma, &l.signature);
-            let bits = l.signature.len();
-            LayerDetection {
-                path: l.path.clone(),
-                matched,
-                bits,
-                rate: matched as f64 / bits.max(1) as f64,
-                decoded: l.signature.text.as_ref().map(|t| decode_text(&gamma, t.len())),
-            }
-        })
-        .collect()
-}
-
-/// Mean detection rate over layers (1.0 when there are none).
-pub fn mean_detection(detections: &[LayerDetection]) -> f64 {
-    if detections.is_empty() {
-        return 1.0;
-    }
-    detections.iter().map(|d| d.rate).sum::<f64>() / detections.len() as f64
 }

@@ -44,8 +44,6 @@ mod train;
 
 pub use config::{Scheme, TrainConfig};
 pub use error::SchemeError;
-pub use eval::{
-    EvalResult, LayerDetection, correct_count, detections, eval_form, evaluate, mean_detection, scalar,
-};
+pub use eval::{EvalResult, correct_count, eval_form, evaluate, scalar};
 pub use objective::{Objective, PassportObjective, StepOutput, cross_entropy};
 pub use train::{EpochRow, TrainData, TrainOutcome, train, write_history};

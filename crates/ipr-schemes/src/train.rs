@@ -17,7 +17,9 @@ use ipr_data::Loader;
 use ipr_models::{LayerSignature, Net, load_module, save_module, write_atomic};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{correct_count, detections, eval_form, evaluate, mean_detection, scalar};
+use ipr_verify::check_signatures;
+
+use crate::eval::{correct_count, eval_form, evaluate, scalar};
 use crate::{Objective, SchemeError, TrainConfig};
 
 /// One row of `history.csv`.
@@ -144,7 +146,7 @@ pub fn train<M: Net>(
 
         let eval_model = eval_form(&model);
         let test = evaluate(&eval_model, data.test, &device.clone().without_autodiff())?;
-        let detection = mean_detection(&detections(&model.valid(), signatures));
+        let detection = check_signatures(&model.valid(), signatures).mean_rate();
         let row = EpochRow {
             epoch: epoch + 1,
             lr,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use burn::prelude::*;
 use ipr_data::{Loader, LoaderConfig, Normalization, SyntheticConfig, Transform, synthetic};
 use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, weights_digest};
-use ipr_schemes::{PassportObjective, TrainConfig, TrainData, detections, train};
+use ipr_schemes::{PassportObjective, TrainConfig, TrainData, train};
+use ipr_verify::check_signatures;
 
 struct Setup {
     train: Loader,
@@ -65,9 +66,9 @@ fn learns_embeds_the_signature_and_resumes_identically() {
     let (digest_full, history_full, signatures, model) = run(&s, 12, full.path());
     let last = history_full.last().unwrap();
     assert!(last.test_acc > 0.6, "test accuracy {} on a 4-class task", last.test_acc);
-    let det = detections(&model.valid(), &signatures);
-    assert!(det.iter().all(|d| d.rate == 1.0), "{det:?}");
-    assert_eq!(det[0].decoded.as_deref(), Some("IPR"));
+    let det = check_signatures(&model.valid(), &signatures);
+    assert_eq!(det.matched, det.total, "{det:?}");
+    assert_eq!(det.layers[0].decoded.as_deref(), Some("IPR"));
     assert!(history_full[10].lr < history_full[9].lr, "lr steps at epoch 10");
 
     // Interrupted after three epochs, then run again with the full budget.

@@ -1,1 +1,118 @@
-//! ipr-verify
+//! The verifier of DeepIPR ownership claims, for anyone to run: given a model and the owner's
+//! signatures, it reads the signs of every passport layer's scale γ and reports per-layer
+//! detection, the text read back, the overall bit agreement, and how likely that agreement is
+//! by chance.
+//!
+//! This crate is what downstream users take alone: it depends on the model and passport crates
+//! and on nothing for training, data, plotting or command lines.
+//!
+//! # Example
+//! ```
+//! use burn::prelude::*;
+//! use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig};
+//! use ipr_passport::Signature;
+//! use ipr_verify::check_signatures;
+//!
+//! let device = Device::flex();
+//! let mut config = NetConfig::new(Arch::Alexnet, 10);
+//! config.width = 0.25;
+//! let layout = Layout::parse("4 = \"owner\"\n", "example").unwrap();
+//! let model = AlexNet::init(&config, &layout, &device).unwrap();
+//!
+//! // The owner's claimed signature: here, the signs the layer actually carries.
+//! let gamma = model.blocks()[2].1.gamma().unwrap().into_data().try_to_vec::<f32>().unwrap();
+//! let bits = gamma.iter().map(|&g| if g > 0.0 { 1 } else { -1 }).collect();
+//! let claim = vec![LayerSignature { path: "4".into(), signature: Signature { bits, text: None } }];
+//!
+//! let report = check_signatures(&model, &claim);
+//! assert_eq!(report.matched, report.total);
+//! assert!(report.log10_false_claim < -28.0); // 96 bits all agreeing: p = 2^-96
+//! ```
+#![deny(missing_docs)]
+
+mod stats;
+
+pub use stats::log10_binomial_tail;
+
+use ipr_models::{LayerSignature, Net};
+use ipr_passport::{decode_text, matching_bits};
+use serde::{Deserialize, Serialize};
+
+/// Signature detection of one passport layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerReport {
+    /// Block path.
+    pub path: String,
+    /// Bits whose sign of γ matches the signature.
+    pub matched: usize,
+    /// Signature length.
+    pub bits: usize,
+    /// `matched / bits`.
+    pub rate: f64,
+    /// The text the owner claims, when the signature is text.
+    pub expected_text: Option<String>,
+    /// The text read back from γ, when the signature is text.
+    pub decoded: Option<String>,
+}
+
+/// The white-box signature check over every passport layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignatureReport {
+    /// One entry per claimed layer.
+    pub layers: Vec<LayerReport>,
+    /// Matching bits over all layers.
+    pub matched: usize,
+    /// Bits over all layers.
+    pub total: usize,
+    /// `matched / total`.
+    pub agreement: f64,
+    /// log10 of the chance that random signs agree on at least `matched` of `total` bits.
+    pub log10_false_claim: f64,
+}
+
+impl SignatureReport {
+    /// Mean detection rate over layers (1.0 when there are none).
+    pub fn mean_rate(&self) -> f64 {
+        if self.layers.is_empty() {
+            return 1.0;
+        }
+        self.layers.iter().map(|l| l.rate).sum::<f64>() / self.layers.len() as f64
+    }
+}
+
+/// Reads the signs of γ of every claimed layer of `model` (passport-derived for a passport
+/// layer, the norm's scale for a folded or fine-tuned one) and compares them with the claim.
+/// A claimed layer the model lacks counts as matching no bits.
+pub fn check_signatures<M: Net>(model: &M, claim: &[LayerSignature]) -> SignatureReport {
+    let blocks = model.blocks();
+    let layers: Vec<LayerReport> = claim
+        .iter()
+        .map(|l| {
+            let gamma: Vec<f32> = blocks
+                .iter()
+                .find(|(p, _)| *p == l.path)
+                .and_then(|(_, b)| b.gamma())
+                .and_then(|g| g.into_data().convert::<f32>().try_to_vec::<f32>().ok())
+                .unwrap_or_default();
+            let matched = matching_bits(&gamma, &l.signature);
+            let bits = l.signature.len();
+            LayerReport {
+                path: l.path.clone(),
+                matched,
+                bits,
+                rate: matched as f64 / bits.max(1) as f64,
+                expected_text: l.signature.text.clone(),
+                decoded: l.signature.text.as_ref().map(|t| decode_text(&gamma, t.len())),
+            }
+        })
+        .collect();
+    let matched = layers.iter().map(|l| l.matched).sum();
+    let total = layers.iter().map(|l| l.bits).sum();
+    SignatureReport {
+        layers,
+        matched,
+        total,
+        agreement: matched as f64 / usize::max(total, 1) as f64,
+        log10_false_claim: log10_binomial_tail(total, matched, 0.5),
+    }
+}
