@@ -1,0 +1,95 @@
+//! Ambiguity attack 1 ("fake 1"): replace the passports with forged ones and measure what the
+//! model still does. The forged passports are sampled exactly as an owner samples genuine ones
+//! (20 random validation images through a public pretrained model, channels shuffled), or are
+//! `U(-1, 1)` noise; each of `draws` draws is evaluated on the test split.
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::module::Param;
+use ipr_data::Loader;
+use ipr_models::{LayerSignature, Net, sample_passports};
+use ipr_schemes::{eval_form, evaluate};
+use ipr_verify::check_signatures;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::AttackError;
+
+/// Where forged passports come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeSource {
+    /// Random validation images through a pretrained model (the reference attack).
+    #[default]
+    Pretrained,
+    /// `U(-1, 1)` noise.
+    Noise,
+}
+
+/// One forged draw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForgeRow {
+    /// Draw number, from 1.
+    pub draw: usize,
+    /// Test accuracy with the forged passports.
+    pub accuracy: f64,
+    /// Fraction of the owner's signature bits the forged γ still carries.
+    pub detection: f64,
+}
+
+/// Runs `draws` forged-passport draws against `model` (a passport model, evaluation form not
+/// required). `samples` yields batches of validation images to sample passports from (the first
+/// two batches of each epoch are the γ and β samples of a draw); `pretrained` is the public model
+/// they pass through, needed for [`ForgeSource::Pretrained`].
+///
+/// # Errors
+/// A data error, or a pretrained model that does not fit.
+#[allow(clippy::too_many_arguments)]
+pub fn forge<M: Net>(
+    model: &M,
+    pretrained: Option<&M>,
+    source: ForgeSource,
+    draws: usize,
+    samples: &Loader,
+    test: &Loader,
+    signatures: &[LayerSignature],
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<ForgeRow>, AttackError> {
+    let model = model.valid();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rows = Vec::with_capacity(draws);
+    for draw in 1..=draws {
+        let forged = match source {
+            ForgeSource::Pretrained => {
+                let pretrained = pretrained.ok_or(AttackError::NeedsPretrained)?;
+                let mut batches = samples.epoch(draw as u64);
+                let mut next = || -> Result<Tensor<4>, AttackError> {
+                    let batch = batches.next().ok_or(AttackError::TooFewImages)??;
+                    Ok(batch.to_tensors(device).0)
+                };
+                let (for_gamma, for_beta) = (next()?, next()?);
+                sample_passports(model.clone(), &pretrained.valid(), for_gamma, for_beta, &mut rng)?
+            }
+            ForgeSource::Noise => {
+                device.seed(seed.wrapping_add(draw as u64));
+                model.clone().try_map_blocks::<AttackError>(&mut |_, mut block| {
+                    let noise = |p: &Option<Param<Tensor<4>>>| {
+                        p.as_ref().map(|p| {
+                            let t = Tensor::random(p.val().dims(), Distribution::Uniform(-1.0, 1.0), device);
+                            Param::from_tensor(t).set_require_grad(false)
+                        })
+                    };
+                    (block.key, block.skey) = (noise(&block.key), noise(&block.skey));
+                    Ok(block)
+                })?
+            }
+        };
+        let accuracy = evaluate(&eval_form(&forged), test, device)?.accuracy;
+        let detection = check_signatures(&forged, signatures).agreement;
+        tracing::info!(draw, accuracy, detection, "forged passport draw");
+        rows.push(ForgeRow { draw, accuracy, detection });
+    }
+    Ok(rows)
+}
