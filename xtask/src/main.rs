@@ -1,1 +1,80 @@
-fn main() {}
+//! `cargo xtask`: the orchestrator of the DeepIPR workspace.
+//!
+//! `cargo xtask run PLAN` runs a TOML experiment plan (see `experiments/`): its stages train
+//! models, verify signatures and attack passports, each writing a self-describing folder under
+//! `runs/<plan>/<stage>/`, and the plan's summary lands in `runs/<plan>/report.md`.
+#![allow(clippy::print_stdout)]
+
+mod data;
+mod device;
+mod plan;
+mod stages;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Protect trained networks with DeepIPR digital passports.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an experiment plan (TOML); complete stages are skipped, an interrupted one resumes.
+    Run {
+        /// The plan, e.g. experiments/quickstart.toml.
+        plan: PathBuf,
+        /// Replace an existing owner bundle even if its signatures differ.
+        #[arg(long)]
+        force: bool,
+        /// Folder the plan's run folder is created in (default: `runs/` in the workspace).
+        #[arg(long, value_name = "DIR")]
+        runs: Option<PathBuf>,
+    },
+}
+
+/// The workspace root: plans' relative paths (layouts) and `runs/` live under it.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run { plan, force, runs } => {
+            let root = project_root();
+            let plan = plan::Plan::load(&plan, &root)?;
+            let runs = runs.unwrap_or_else(|| root.join("runs"));
+            let headlines = stages::run_plan(&plan, &runs, force)?;
+            println!("\nplan `{}` (results in {}):", plan.name, runs.join(&plan.name).display());
+            for h in headlines {
+                println!("  {:<12} {:<7} {}", h.stage, h.kind, h.result);
+            }
+            Ok(())
+        }
+    }
+}

@@ -15,6 +15,8 @@ use crate::{ModelError, Net};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Layout {
     layers: BTreeMap<String, SignatureSpec>,
+    /// Where the layout came from, for error messages.
+    source: String,
 }
 
 impl Layout {
@@ -35,22 +37,22 @@ impl Layout {
         })?;
         let mut layers = BTreeMap::new();
         flatten(&table, "", source_name, &mut layers)?;
-        Ok(Self { layers })
+        Ok(Self { layers, source: source_name.into() })
     }
 
     /// Builds a layout from `(path, spec)` pairs.
     pub fn from_entries(entries: impl IntoIterator<Item = (String, SignatureSpec)>) -> Self {
-        Self { layers: entries.into_iter().collect() }
+        Self { layers: entries.into_iter().collect(), source: "layout".into() }
     }
 
     /// Checks every path against the architecture's conv block paths.
     ///
     /// # Errors
     /// [`ModelError::UnknownPath`] with the list of valid paths.
-    pub fn check(&self, valid: &[String], arch: &str, source_name: &str) -> Result<(), ModelError> {
+    pub fn check(&self, valid: &[String], arch: &str) -> Result<(), ModelError> {
         match self.layers.keys().find(|p| !valid.contains(p)) {
             Some(path) => Err(ModelError::UnknownPath {
-                source_name: source_name.into(),
+                source_name: self.source.clone(),
                 path: path.clone(),
                 arch: arch.into(),
                 valid: valid.to_vec(),
@@ -153,7 +155,7 @@ mod tests {
     fn unknown_path_lists_valid_paths() {
         let layout = Layout::parse("7 = true\n", "alexnet.toml").unwrap();
         let valid = vec!["0".to_string(), "2".into(), "4".into()];
-        let err = layout.check(&valid, "alexnet", "alexnet.toml").unwrap_err().to_string();
-        assert!(err.contains("`7`") && err.contains("0, 2, 4"), "{err}");
+        let err = layout.check(&valid, "alexnet").unwrap_err().to_string();
+        assert!(err.contains("alexnet.toml") && err.contains("`7`") && err.contains("0, 2, 4"), "{err}");
     }
 }

@@ -151,7 +151,7 @@ pub trait Net: Module + Sized + 'static {
 
 /// Checks a layout against a model's block paths; used by every architecture's `init`.
 pub(crate) fn check_layout(paths: &[String], layout: &Layout, arch: Arch) -> Result<(), ModelError> {
-    layout.check(paths, arch.name(), "passport layout")
+    layout.check(paths, arch.name())
 }
 
 /// `(h + 2p - k) / s + 1`: the side of a conv or pool output.

@@ -37,8 +37,8 @@ pub struct EpochRow {
     pub test_loss: f64,
     /// Test accuracy.
     pub test_acc: f64,
-    /// Mean signature detection rate over passport layers.
-    pub detection: f64,
+    /// Mean signature detection rate over passport layers (none without passport layers).
+    pub detection: Option<f64>,
     /// Wall time of the epoch in seconds, evaluation included.
     pub seconds: f64,
 }
@@ -146,7 +146,7 @@ pub fn train<M: Net>(
 
         let eval_model = eval_form(&model);
         let test = evaluate(&eval_model, data.test, &device.clone().without_autodiff())?;
-        let detection = check_signatures(&model.valid(), signatures).mean_rate();
+        let detection = (!signatures.is_empty()).then(|| check_signatures(&model.valid(), signatures).mean_rate());
         let row = EpochRow {
             epoch: epoch + 1,
             lr,
@@ -158,13 +158,13 @@ pub fn train<M: Net>(
             seconds: started.elapsed().as_secs_f64(),
         };
         tracing::info!(
-            "epoch {}/{}: loss {:.4} train {:.2}% test {:.2}% detection {:.1}% ({:.0}s)",
+            "epoch {}/{}: loss {:.4} train {:.2}% test {:.2}%{} ({:.0}s)",
             row.epoch,
             config.epochs,
             row.train_loss,
             100.0 * row.train_acc,
             100.0 * row.test_acc,
-            100.0 * row.detection,
+            row.detection.map_or(String::new(), |d| format!(" detection {:.1}%", 100.0 * d)),
             row.seconds
         );
         if row.test_acc > state.best_acc {

@@ -1,0 +1,124 @@
+//! Building the datasets and loaders a plan's `[data]` section names.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use ipr_data::{
+    FASHION_MNIST_DIR, ImageDataset, ImageFolder, ImageOptions, Loader, LoaderConfig, Normalization,
+    Split, SyntheticConfig, Transform, first, per_class, read_cifar10, read_cifar100, read_idx, synthetic,
+};
+
+use crate::plan::{DataSection, DatasetKind};
+
+/// Images per passport sample (spec §4: `shuffle` mixes 20 images).
+pub const PASSPORT_SAMPLE: usize = 20;
+
+/// The train and test splits of a plan, read once and shared by every stage.
+pub struct Datasets {
+    train: Arc<dyn ImageDataset>,
+    test: Arc<dyn ImageDataset>,
+    train_indices: Vec<usize>,
+    test_indices: Vec<usize>,
+    transform: Transform,
+    workers: usize,
+    /// Classes.
+    pub num_classes: usize,
+    /// `[c, h, w]` of a batch image.
+    pub shape: [usize; 3],
+}
+
+impl Datasets {
+    /// Reads the splits the section names.
+    pub fn load(section: &DataSection, seed: u64) -> Result<Self> {
+        let root = |default: &str| section.root.clone().unwrap_or_else(|| PathBuf::from(default));
+        let (train, test, mut transform): (Arc<dyn ImageDataset>, Arc<dyn ImageDataset>, Transform) =
+            match section.dataset {
+                DatasetKind::FashionMnist | DatasetKind::Mnist => {
+                    let dir = root(FASHION_MNIST_DIR);
+                    let transform = if section.dataset == DatasetKind::Mnist {
+                        Transform { pad_to: Some(32), crop_padding: 4, hflip: false, normalization: Normalization::mnist() }
+                    } else {
+                        Transform::fashion_mnist()
+                    };
+                    (Arc::new(read_idx(&dir, Split::Train)?), Arc::new(read_idx(&dir, Split::Test)?), transform)
+                }
+                DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
+                    let read = if section.dataset == DatasetKind::Cifar10 { read_cifar10 } else { read_cifar100 };
+                    let dir = root(if section.dataset == DatasetKind::Cifar10 { "data/cifar10" } else { "data/cifar100" });
+                    (Arc::new(read(&dir, Split::Train)?), Arc::new(read(&dir, Split::Test)?), Transform::cifar())
+                }
+                DatasetKind::ImageFolder => {
+                    let Some(dir) = section.root.clone() else {
+                        bail!("[data] dataset = \"image-folder\" needs root = \"<folder with train/ and test/>\"");
+                    };
+                    let open = |split: &str| {
+                        ImageFolder::open(dir.join(split), ImageOptions::imagenet())
+                            .with_context(|| format!("image-folder data needs `{}/{split}/<class>/<images>`", dir.display()))
+                    };
+                    let transform = Transform { pad_to: None, crop_padding: 0, hflip: true, normalization: Normalization::imagenet() };
+                    (Arc::new(open("train")?), Arc::new(open("test")?), transform)
+                }
+                DatasetKind::Synthetic => {
+                    let make = |n, s| synthetic(&SyntheticConfig { n, height: 32, width: 32, num_classes: 4, seed: s, ..SyntheticConfig::default() });
+                    let transform = Transform::new(Normalization { mean: vec![0.5], std: vec![0.25] });
+                    (Arc::new(make(512, seed)?), Arc::new(make(256, seed)?), transform)
+                }
+            };
+        if !section.augment {
+            transform.crop_padding = 0;
+            transform.hflip = false;
+        }
+        let train_indices = match (section.train_subset, section.train_per_class) {
+            (Some(_), Some(_)) => bail!("[data] set train_subset or train_per_class, not both"),
+            (Some(n), None) => first(train.as_ref(), n),
+            (None, Some(n)) => per_class(train.as_ref(), n),
+            (None, None) => (0..train.len()).collect(),
+        };
+        let test_indices = match section.test_subset {
+            Some(n) => first(test.as_ref(), n),
+            None => (0..test.len()).collect(),
+        };
+        if train_indices.is_empty() || test_indices.is_empty() {
+            bail!("[data] the subsets leave no training or no test images; raise train_subset / test_subset");
+        }
+        let shape = transform.output_shape(train.shape());
+        let num_classes = train.num_classes();
+        Ok(Self { train, test, train_indices, test_indices, transform, workers: section.workers.max(1), num_classes, shape })
+    }
+
+    /// Training images per epoch.
+    pub fn train_len(&self) -> usize {
+        self.train_indices.len()
+    }
+
+    /// Test images.
+    pub fn test_len(&self) -> usize {
+        self.test_indices.len()
+    }
+
+    /// Shuffled, augmented training batches.
+    pub fn train_loader(&self, batch_size: usize, seed: u64) -> Result<Loader> {
+        let config = LoaderConfig { workers: self.workers, ..LoaderConfig::train(batch_size, seed) };
+        Ok(Loader::new(self.train.clone(), self.transform.clone(), config)?.with_indices(self.train_indices.clone())?)
+    }
+
+    /// Test batches in order.
+    pub fn test_loader(&self) -> Result<Loader> {
+        let config = LoaderConfig { workers: self.workers, ..LoaderConfig::eval(256) };
+        Ok(Loader::new(self.test.clone(), self.transform.clone(), config)?.with_indices(self.test_indices.clone())?)
+    }
+
+    /// Random validation images, [`PASSPORT_SAMPLE`] per batch, for passport sampling: each
+    /// epoch is a fresh shuffle, so batches 0 and 1 of an epoch are two independent samples.
+    pub fn passport_samples(&self, seed: u64) -> Result<Loader> {
+        let config = LoaderConfig {
+            shuffle: true,
+            drop_last: true,
+            seed,
+            augment: false,
+            ..LoaderConfig::eval(PASSPORT_SAMPLE)
+        };
+        Ok(Loader::new(self.test.clone(), self.transform.clone(), config)?)
+    }
+}

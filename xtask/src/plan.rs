@@ -1,0 +1,459 @@
+//! The experiment plan: a TOML file that names the data, the model and the stages to run.
+//!
+//! Parsing is strict: an unknown key, a value of the wrong type, a stage that refers to an
+//! unknown or later stage, or a key that does not apply to a stage's kind is an error naming the
+//! file, the line and the key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ipr_attacks::ForgeSource;
+use ipr_models::Arch;
+use ipr_passport::{KeyType, NormKind};
+use ipr_schemes::{Scheme, TrainConfig};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// The datasets a plan can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// Fashion-MNIST (IDX files).
+    FashionMnist,
+    /// MNIST (IDX files).
+    Mnist,
+    /// CIFAR-10 (binary version).
+    Cifar10,
+    /// CIFAR-100 (binary version, fine labels).
+    Cifar100,
+    /// `root/train/<class>/…` and `root/test/<class>/…` image folders.
+    ImageFolder,
+    /// A seeded synthetic task, for tests.
+    Synthetic,
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Which dataset.
+    pub dataset: DatasetKind,
+    /// Where its files are (a default exists for Fashion-MNIST and CIFAR).
+    pub root: Option<PathBuf>,
+    /// Train on the first N training images only.
+    pub train_subset: Option<usize>,
+    /// Train on the first N images of each class only.
+    pub train_per_class: Option<usize>,
+    /// Test on the first N test images only.
+    pub test_subset: Option<usize>,
+    /// Training augmentation (random crop with padding, flip where it applies).
+    #[serde(default = "yes")]
+    pub augment: bool,
+    /// Threads building batches.
+    #[serde(default = "one")]
+    pub workers: usize,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Architecture.
+    pub arch: Arch,
+    /// Normalisation of every conv block.
+    #[serde(default)]
+    pub norm: NormKind,
+    /// Channel multiplier.
+    #[serde(default = "unit")]
+    pub width: f64,
+    /// Passport layout file (default `configs/passport/<arch>.toml`).
+    pub passport: Option<PathBuf>,
+}
+
+/// `[train]`: defaults for every train stage; each key can be overridden per stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Batch size.
+    pub batch_size: Option<usize>,
+    /// Initial learning rate.
+    pub lr: Option<f64>,
+    /// SGD momentum.
+    pub momentum: Option<f64>,
+    /// Weight decay.
+    pub weight_decay: Option<f64>,
+    /// Epochs (0-based) where the learning rate is multiplied by `lr_factor`.
+    pub lr_steps: Option<Vec<usize>>,
+    /// Learning-rate multiplier.
+    pub lr_factor: Option<f64>,
+    /// Sign-loss weight α.
+    pub sign_loss: Option<f64>,
+}
+
+impl TrainSection {
+    fn over(&self, base: &TrainSection) -> TrainSection {
+        TrainSection {
+            epochs: self.epochs.or(base.epochs),
+            batch_size: self.batch_size.or(base.batch_size),
+            lr: self.lr.or(base.lr),
+            momentum: self.momentum.or(base.momentum),
+            weight_decay: self.weight_decay.or(base.weight_decay),
+            lr_steps: self.lr_steps.clone().or_else(|| base.lr_steps.clone()),
+            lr_factor: self.lr_factor.or(base.lr_factor),
+            sign_loss: self.sign_loss.or(base.sign_loss),
+        }
+    }
+
+    fn resolve(&self, seed: u64) -> TrainConfig {
+        let d = TrainConfig::default();
+        TrainConfig {
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            lr: self.lr.unwrap_or(d.lr),
+            momentum: self.momentum.unwrap_or(d.momentum),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            lr_steps: self.lr_steps.clone().unwrap_or(d.lr_steps),
+            lr_factor: self.lr_factor.unwrap_or(d.lr_factor),
+            sign_loss: self.sign_loss.unwrap_or(d.sign_loss),
+            seed,
+        }
+    }
+}
+
+/// One `[[stage]]` as written: every key of every kind, checked against its kind afterwards.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    scheme: Option<Scheme>,
+    pretrained: Option<Spanned<String>>,
+    key_type: Option<KeyType>,
+    passport: Option<PathBuf>,
+    from: Option<Spanned<String>>,
+    draws: Option<usize>,
+    source: Option<ForgeSource>,
+    epochs: Option<usize>,
+    batch_size: Option<usize>,
+    lr: Option<f64>,
+    momentum: Option<f64>,
+    weight_decay: Option<f64>,
+    lr_steps: Option<Vec<usize>>,
+    lr_factor: Option<f64>,
+    sign_loss: Option<f64>,
+}
+
+impl RawStage {
+    fn train_keys(&self) -> TrainSection {
+        TrainSection {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            lr_steps: self.lr_steps.clone(),
+            lr_factor: self.lr_factor,
+            sign_loss: self.sign_loss,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    name: String,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "cpu")]
+    device: String,
+    data: DataSection,
+    model: ModelSection,
+    #[serde(default)]
+    train: TrainSection,
+    #[serde(rename = "stage")]
+    stages: Vec<Spanned<RawStage>>,
+}
+
+/// A train stage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainStage {
+    /// Scheme.
+    pub scheme: Scheme,
+    /// Train stage whose model passports are sampled from.
+    pub pretrained: Option<String>,
+    /// Where passports come from.
+    pub key_type: KeyType,
+    /// Passport layout file (V1).
+    pub passport: PathBuf,
+    /// Resolved training settings.
+    pub config: TrainConfig,
+}
+
+/// A stage's work.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StageKind {
+    /// Train a model.
+    Train(TrainStage),
+    /// Verify the signature of a trained model.
+    Verify {
+        /// The train stage to verify.
+        from: String,
+    },
+    /// Ambiguity attack 1: forged passports.
+    Forge {
+        /// The train stage to attack.
+        from: String,
+        /// Forged draws.
+        draws: usize,
+        /// Where forged passports come from.
+        source: ForgeSource,
+        /// The public pretrained model forged passports pass through.
+        pretrained: Option<String>,
+    },
+}
+
+/// A resolved stage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    /// Name, also its folder under the plan's run folder.
+    pub name: String,
+    /// What it does.
+    #[serde(flatten)]
+    pub kind: StageKind,
+}
+
+/// A parsed, checked plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    /// Name, also its folder under `runs/`.
+    pub name: String,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// `cpu`, `cuda`, `cuda:N` or `vulkan`.
+    pub device: String,
+    /// The data.
+    pub data: DataSection,
+    /// The model.
+    pub model: ModelSection,
+    /// The stages, in order.
+    pub stages: Vec<Stage>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+fn unit() -> f64 {
+    1.0
+}
+fn cpu() -> String {
+    "cpu".into()
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Plan {
+    /// Reads and checks the plan at `path`. Relative layout paths are resolved against `root`.
+    pub fn load(path: &Path, root: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read plan `{}`; check the path", path.display()))?;
+        Self::parse(&text, &path.display().to_string(), root)
+    }
+
+    /// Parses and checks a plan; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, root: &Path) -> Result<Self> {
+        let raw: RawPlan =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("plan `{file}`: {e}"))?;
+        if !is_safe_name(&raw.name) {
+            bail!("plan `{file}`: `name` = {:?} must be 1-64 letters, digits, `-` or `_` (it names the run folder)", raw.name);
+        }
+        if raw.stages.is_empty() {
+            bail!("plan `{file}` has no [[stage]]; add at least one (kind = \"train\", \"verify\" or \"forge\")");
+        }
+        let mut stages: Vec<Stage> = Vec::new();
+        for spanned in &raw.stages {
+            let line = line_of(text, spanned.span().start);
+            let s = spanned.get_ref();
+            let at = |key: &str| format!("plan `{file}`, line {line}, stage `{}`, key `{key}`", s.name.get_ref());
+            let name = s.name.get_ref().clone();
+            if !is_safe_name(&name) {
+                bail!("{}: the name must be letters, digits, `-` or `_` (it names the stage folder)", at("name"));
+            }
+            if stages.iter().any(|st| st.name == name) {
+                bail!("{}: another stage is already named `{name}`; stage names must be unique", at("name"));
+            }
+            let refer = |key: &str, value: &Spanned<String>| -> Result<String> {
+                let target = value.get_ref();
+                let earlier: Vec<&str> = stages
+                    .iter()
+                    .filter(|st| matches!(st.kind, StageKind::Train(_)))
+                    .map(|st| st.name.as_str())
+                    .collect();
+                if !earlier.contains(&target.as_str()) {
+                    bail!(
+                        "plan `{file}`, line {}, stage `{name}`, key `{key}`: `{target}` is not a train stage before this one; use one of: {}",
+                        line_of(text, value.span().start),
+                        if earlier.is_empty() { "(none yet: add a train stage above)".to_string() } else { earlier.join(", ") }
+                    );
+                }
+                Ok(target.clone())
+            };
+            let kind_name = s.kind.get_ref().as_str();
+            let not_for = |keys: &[(&str, bool)]| -> Result<()> {
+                if let Some((key, _)) = keys.iter().find(|(_, present)| *present) {
+                    bail!("{}: does not apply to a stage of kind = \"{kind_name}\"; remove it", at(key));
+                }
+                Ok(())
+            };
+            let has_train_keys = s.train_keys() != TrainSection::default();
+            let kind = match kind_name {
+                "train" => {
+                    not_for(&[("from", s.from.is_some()), ("draws", s.draws.is_some()), ("source", s.source.is_some())])?;
+                    let scheme = s.scheme.with_context(|| format!("{}: a train stage needs scheme = \"v0\" or \"v1\"", at("scheme")))?;
+                    let pretrained = s.pretrained.as_ref().map(|p| refer("pretrained", p)).transpose()?;
+                    let key_type = s.key_type.unwrap_or_default();
+                    if scheme == Scheme::V0 && (s.key_type.is_some() || s.passport.is_some() || pretrained.is_some()) {
+                        bail!("{}: scheme v0 has no passports; remove `key_type`, `passport` and `pretrained`", at("scheme"));
+                    }
+                    if scheme != Scheme::V0 && key_type != KeyType::Random && pretrained.is_none() {
+                        bail!("{}: key_type = \"{}\" samples passports through a pretrained model: set pretrained = \"<an earlier train stage>\", or key_type = \"random\"", at("key_type"), serde_json::to_value(key_type)?.as_str().unwrap_or("?"));
+                    }
+                    let passport = s
+                        .passport
+                        .clone()
+                        .or_else(|| raw.model.passport.clone())
+                        .unwrap_or_else(|| PathBuf::from(format!("configs/passport/{}.toml", raw.model.arch.name())));
+                    let passport = if passport.is_relative() { root.join(passport) } else { passport };
+                    let config = s.train_keys().over(&raw.train).resolve(raw.seed);
+                    config.check().with_context(|| format!("plan `{file}`, line {line}, stage `{name}`"))?;
+                    StageKind::Train(TrainStage { scheme, pretrained, key_type, passport, config })
+                }
+                "verify" | "forge" => {
+                    not_for(&[
+                        ("scheme", s.scheme.is_some()),
+                        ("key_type", s.key_type.is_some()),
+                        ("passport", s.passport.is_some()),
+                        ("epochs/lr/… (training keys)", has_train_keys),
+                    ])?;
+                    let from = s.from.as_ref().with_context(|| format!("{}: set from = \"<the train stage to {kind_name}>\"", at("from")))?;
+                    let from = refer("from", from)?;
+                    if kind_name == "verify" {
+                        not_for(&[("draws", s.draws.is_some()), ("source", s.source.is_some()), ("pretrained", s.pretrained.is_some())])?;
+                        StageKind::Verify { from }
+                    } else {
+                        let source = s.source.unwrap_or_default();
+                        let pretrained = s.pretrained.as_ref().map(|p| refer("pretrained", p)).transpose()?;
+                        if source == ForgeSource::Pretrained && pretrained.is_none() {
+                            bail!("{}: source = \"pretrained\" needs pretrained = \"<a train stage>\", or use source = \"noise\"", at("pretrained"));
+                        }
+                        let draws = s.draws.unwrap_or(5);
+                        if draws == 0 {
+                            bail!("{}: draws must be at least 1", at("draws"));
+                        }
+                        StageKind::Forge { from, draws, source, pretrained }
+                    }
+                }
+                other => bail!(
+                    "plan `{file}`, line {}, stage `{name}`, key `kind`: unknown kind \"{other}\"; use \"train\", \"verify\" or \"forge\"",
+                    line_of(text, s.kind.span().start)
+                ),
+            };
+            stages.push(Stage { name, kind });
+        }
+        if !matches!(raw.device.as_str(), "cpu" | "cuda" | "vulkan") && !raw.device.starts_with("cuda:") {
+            bail!("plan `{file}`, key `device`: \"{}\" is not a device; use \"cpu\", \"cuda\", \"cuda:N\" or \"vulkan\"", raw.device);
+        }
+        Ok(Plan { name: raw.name, seed: raw.seed, device: raw.device, data: raw.data, model: raw.model, stages })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+[data]
+dataset = "synthetic"
+[model]
+arch = "alexnet"
+[[stage]]
+name = "base"
+kind = "train"
+scheme = "v0"
+epochs = 2
+[[stage]]
+name = "v1"
+kind = "train"
+scheme = "v1"
+pretrained = "base"
+[[stage]]
+name = "check"
+kind = "verify"
+from = "v1"
+"#;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Plan::parse(text, "plan.toml", Path::new("/r")).unwrap_err())
+    }
+
+    #[test]
+    fn good_plan_resolves_defaults() {
+        let plan = Plan::parse(GOOD, "plan.toml", Path::new("/r")).unwrap();
+        assert_eq!(plan.stages.len(), 3);
+        let StageKind::Train(t) = &plan.stages[1].kind else { panic!("train stage expected") };
+        assert_eq!(t.passport, Path::new("/r/configs/passport/alexnet.toml"));
+        assert_eq!(t.key_type, KeyType::Shuffle);
+        assert_eq!(t.config.epochs, 200);
+        let StageKind::Train(t) = &plan.stages[0].kind else { panic!("train stage expected") };
+        assert_eq!(t.config.epochs, 2);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err(&GOOD.replace("epochs = 2", "epochz = 2"));
+        assert!(e.contains("plan.toml") && e.contains("line 11") && e.contains("epochz"), "{e}");
+        let e = err(&GOOD.replace("[model]", "colour = 1\n[model]"));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_type_names_the_key() {
+        let e = err(&GOOD.replace("epochs = 2", "epochs = \"two\""));
+        assert!(e.contains("plan.toml") && e.contains("line 11") && e.contains("epochs"), "{e}");
+        let e = err(&GOOD.replace("scheme = \"v0\"", "scheme = \"v9\""));
+        assert!(e.contains("v9") && e.contains("v0"), "{e}");
+    }
+
+    #[test]
+    fn unknown_from_lists_train_stages() {
+        let e = err(&GOOD.replace("from = \"v1\"", "from = \"v2\""));
+        assert!(e.contains("line 20") && e.contains("`from`") && e.contains("`v2`") && e.contains("base, v1"), "{e}");
+    }
+
+    #[test]
+    fn key_of_another_kind_is_refused() {
+        let e = err(&GOOD.replace("from = \"v1\"", "from = \"v1\"\nepochs = 3"));
+        assert!(e.contains("check") && e.contains("does not apply"), "{e}");
+    }
+
+    #[test]
+    fn shuffle_without_pretrained_says_how_to_fix() {
+        let e = err(&GOOD.replace("pretrained = \"base\"\n", ""));
+        assert!(e.contains("key_type") && e.contains("pretrained ="), "{e}");
+    }
+}

@@ -1,0 +1,146 @@
+//! `cargo xtask run` end to end, as a user runs it: a small plan on the real Fashion-MNIST, its
+//! re-run, and the errors a user mistake must produce.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).env("RUST_LOG", "info").output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn write_plan(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const SMALL: &str = r#"
+name = "small"
+seed = 3
+[data]
+dataset = "fashion-mnist"
+train_per_class = 60
+test_subset = 1000
+[model]
+arch = "alexnet"
+width = 0.125
+[train]
+batch_size = 32
+lr_steps = []
+[[stage]]
+name = "baseline"
+kind = "train"
+scheme = "v0"
+epochs = 1
+[[stage]]
+name = "v1"
+kind = "train"
+scheme = "v1"
+pretrained = "baseline"
+passport = "LAYOUT"
+epochs = 2
+[[stage]]
+name = "verify"
+kind = "verify"
+from = "v1"
+[[stage]]
+name = "forge"
+kind = "forge"
+from = "v1"
+pretrained = "baseline"
+draws = 2
+"#;
+
+/// The small plan with a layout of three passport layers, one with a 3-character text.
+fn small(dir: &Path) -> String {
+    let layout = dir.join("layout.toml");
+    std::fs::write(&layout, "4 = \"IPR\"\n5 = true\n6 = true\n").unwrap();
+    SMALL.replace("LAYOUT", layout.to_str().unwrap())
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn small_plan_on_real_fashion_mnist_runs_then_skips() {
+    assert!(
+        Path::new("/usr/share/datasets/fashion-mnist").exists(),
+        "Fashion-MNIST is missing: apt-get install dataset-fashion-mnist"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = write_plan(tmp.path(), &small(tmp.path()));
+    let runs = tmp.path().join("runs");
+    let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = runs.join("small");
+    for file in ["report.md", "baseline/model.bpk", "baseline/history.csv", "v1/owner.json", "v1/stage.toml", "verify/summary.json", "forge/summary.json"] {
+        assert!(dir.join(file).exists(), "missing {file}");
+    }
+    // The owner bundle is the owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("v1/owner.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The baseline has no owner bundle; the verify stage reads the V1 bundle.
+    assert!(!dir.join("baseline/owner.json").exists());
+    let verify = json(&dir.join("verify/summary.json"));
+    assert_eq!(verify["weights_match_bundle"], true);
+    let total = verify["signature"]["total"].as_u64().unwrap();
+    assert_eq!(total, 48 + 32 + 32, "bits of features 4, 5, 6 at width 1/8");
+    let baseline = json(&dir.join("baseline/summary.json"));
+    assert!(baseline["test_acc"].as_f64().unwrap() > 0.2, "{baseline}");
+    let forge = json(&dir.join("forge/summary.json"));
+    assert_eq!(forge["forged"].as_array().unwrap().len(), 2);
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("| baseline | train |") && report.contains("forged passports"), "{report}");
+
+    // A second run finds every stage complete and redoes nothing.
+    let again = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(text(&again).matches("is complete; skipping").count(), 4, "{}", text(&again));
+
+    // Changing a stage's settings does not silently reuse its folder.
+    let plan = write_plan(tmp.path(), &small(tmp.path()).replace("epochs = 1", "epochs = 2"));
+    let changed = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    assert_eq!(changed.status.code(), Some(2));
+    assert!(text(&changed).contains("other settings"), "{}", text(&changed));
+}
+
+/// Every user mistake ends in exit status 2 with a message naming the file, the key and the
+/// fix, never a panic.
+#[test]
+fn user_mistakes_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = small(tmp.path());
+    let cases: &[(&str, String, &[&str])] = &[
+        ("unknown key", good.replace("epochs = 1", "epoks = 1"), &["plan.toml", "line 18", "epoks"]),
+        ("bad value", good.replace("width = 0.125", "width = \"narrow\""), &["plan.toml", "width"]),
+        ("unknown from", good.replace("from = \"v1\"\n[[stage]]", "from = \"v2\"\n[[stage]]"), &["`from`", "`v2`", "baseline, v1"]),
+        ("cuda without feature", good.replace("seed = 3", "seed = 3\ndevice = \"cuda\""), &["--features cuda", "internet"]),
+        ("missing dataset", good.replace("train_per_class = 60", "train_per_class = 60\nroot = \"/nonexistent/fmnist\""), &["/nonexistent/fmnist", "dataset-fashion-mnist"]),
+        ("missing layout", good.replace("layout.toml", "nope.toml"), &["nope.toml", "passport"]),
+        ("layout path", good.replace("layout.toml", "bad.toml"), &["bad.toml", "`9`", "valid paths: 0, 2, 4, 5, 6"]),
+        ("signature too long", good.replace("layout.toml", "long.toml"), &["`4`", "48 channels", "at most 6 characters"]),
+    ];
+    std::fs::write(tmp.path().join("bad.toml"), "9 = true\n").unwrap();
+    std::fs::write(tmp.path().join("long.toml"), "4 = \"much too long\"\n").unwrap();
+    for (i, (what, body, needles)) in cases.iter().enumerate() {
+        let plan = write_plan(tmp.path(), body);
+        let runs = tmp.path().join(format!("runs-{i}"));
+        let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {msg}");
+        assert!(!msg.contains("stage `baseline` starting"), "{what}: the mistake must be found before training: {msg}");
+        for needle in *needles {
+            assert!(msg.contains(needle), "{what}: `{needle}` not in: {msg}");
+        }
+        assert!(!msg.contains("panicked") && !msg.contains("RUST_BACKTRACE"), "{what}: {msg}");
+    }
+}
