@@ -32,6 +32,7 @@ impl Datasets {
     /// Reads the splits the section names.
     pub fn load(section: &DataSection, seed: u64) -> Result<Self> {
         let root = |default: &str| section.root.clone().unwrap_or_else(|| PathBuf::from(default));
+        // `Plan::parse` fills every default root; the fallbacks here only serve hand-built sections.
         let (train, test, mut transform): (Arc<dyn ImageDataset>, Arc<dyn ImageDataset>, Transform) =
             match section.dataset {
                 DatasetKind::FashionMnist | DatasetKind::Mnist => {

@@ -377,7 +377,16 @@ impl Plan {
         if !matches!(raw.device.as_str(), "cpu" | "cuda" | "vulkan") && !raw.device.starts_with("cuda:") {
             bail!("plan `{file}`, key `device`: \"{}\" is not a device; use \"cpu\", \"cuda\", \"cuda:N\" or \"vulkan\"", raw.device);
         }
-        Ok(Plan { name: raw.name, seed: raw.seed, device: raw.device, data: raw.data, model: raw.model, stages })
+        let mut data = raw.data;
+        data.root = match (data.root.take(), data.dataset) {
+            (Some(r), _) if r.is_relative() => Some(root.join(r)),
+            (Some(r), _) => Some(r),
+            (None, DatasetKind::FashionMnist | DatasetKind::Mnist) => Some(PathBuf::from(ipr_data::FASHION_MNIST_DIR)),
+            (None, DatasetKind::Cifar10) => Some(root.join("data/cifar10")),
+            (None, DatasetKind::Cifar100) => Some(root.join("data/cifar100")),
+            (None, DatasetKind::ImageFolder | DatasetKind::Synthetic) => None,
+        };
+        Ok(Plan { name: raw.name, seed: raw.seed, device: raw.device, data, model: raw.model, stages })
     }
 }
 
@@ -449,6 +458,32 @@ from = "v1"
     fn key_of_another_kind_is_refused() {
         let e = err(&GOOD.replace("from = \"v1\"", "from = \"v1\"\nepochs = 3"));
         assert!(e.contains("check") && e.contains("does not apply"), "{e}");
+    }
+
+    #[test]
+    fn every_shipped_plan_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut count = 0;
+        for entry in std::fs::read_dir(root.join("experiments")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let plan = Plan::load(&path, root).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                for stage in &plan.stages {
+                    if let StageKind::Train(t) = &stage.kind {
+                        assert!(t.passport.exists(), "{}: layout {} is missing", path.display(), t.passport.display());
+                    }
+                }
+                count += 1;
+            }
+        }
+        assert!(count >= 4, "expected the shipped plans, found {count}");
+    }
+
+    #[test]
+    fn relative_data_roots_resolve_against_the_workspace() {
+        let text = GOOD.replace("dataset = \"synthetic\"", "dataset = \"cifar10\"");
+        let plan = Plan::parse(&text, "plan.toml", Path::new("/r")).unwrap();
+        assert_eq!(plan.data.root.as_deref(), Some(Path::new("/r/data/cifar10")));
     }
 
     #[test]

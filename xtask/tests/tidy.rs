@@ -1,0 +1,71 @@
+//! Conventions of the workspace, checked by `cargo test`: every Rust file opens with a `//!`
+//! doc line and has no trailing whitespace, no stubs (`todo!`, `unimplemented!`, `dbg!`) and no
+//! skipped or panic-expecting tests; every library crate documents itself with a runnable
+//! example and denies missing docs; `ipr-verify` stays free of training and tooling crates.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "target") {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_is_tidy() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    rust_files(&root().join("xtask"), &mut files);
+    assert!(files.len() > 20, "found only {} files", files.len());
+    // Built from pieces so that this file does not match itself.
+    let banned = [["todo", "!("].concat(), ["unimplemented", "!("].concat(), ["dbg", "!("].concat(), ["#[", "ignore]"].concat(), ["#[", "should_panic"].concat()];
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let shown = file.strip_prefix(root()).unwrap().display();
+        if !text.starts_with("//!") {
+            problems.push(format!("{shown}: does not start with a `//!` doc line"));
+        }
+        for (i, line) in text.lines().enumerate() {
+            if line.ends_with(' ') || line.ends_with('\t') {
+                problems.push(format!("{shown}:{}: trailing whitespace", i + 1));
+            }
+            for b in &banned {
+                if line.contains(b.as_str()) {
+                    problems.push(format!("{shown}:{}: `{b}`", i + 1));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_library_crate_documents_itself_with_an_example() {
+    for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+        let lib = entry.unwrap().path().join("src/lib.rs");
+        let text = std::fs::read_to_string(&lib).unwrap();
+        assert!(text.contains("# Example"), "{}: the crate doc needs a runnable `# Example`", lib.display());
+        assert!(text.contains("#![deny(missing_docs)]"), "{}: add #![deny(missing_docs)]", lib.display());
+    }
+}
+
+#[test]
+fn the_verifier_depends_on_no_training_or_tooling_crate() {
+    let manifest = std::fs::read_to_string(root().join("crates/ipr-verify/Cargo.toml")).unwrap();
+    let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
+    for banned in ["ipr-schemes", "ipr-data", "ipr-attacks", "indicatif", "clap", "plotters", "tokio", "reqwest", "burn-train", "csv"] {
+        assert!(!deps.contains(banned), "ipr-verify must not depend on {banned}");
+    }
+}
