@@ -5,6 +5,7 @@
 //! `runs/<plan>/<stage>/`, and the plan's summary lands in `runs/<plan>/report.md`.
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod data;
 mod device;
 mod plan;
@@ -37,10 +38,25 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         runs: Option<PathBuf>,
     },
+    /// Time the training step and evaluation (AlexNet, ResNet-18; V0, V1; 32 px) on random data.
+    Bench {
+        /// `cpu`, `cuda`, `cuda:N` or `vulkan`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Timed steps per configuration, after 2 warm-up steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Where the JSON results go.
+        #[arg(long, default_value = "runs/bench/bench.json")]
+        out: PathBuf,
+    },
 }
 
 /// The workspace root: plans' relative paths (layouts) and `runs/` live under it.
-fn project_root() -> PathBuf {
+pub(crate) fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
@@ -74,6 +90,11 @@ fn run(cli: Cli) -> Result<()> {
             for h in headlines {
                 println!("  {:<12} {:<7} {}", h.stage, h.kind, h.result);
             }
+            Ok(())
+        }
+        Command::Bench { device, steps, batch, out } => {
+            anyhow::ensure!(steps > 0 && batch > 0, "--steps and --batch must be at least 1");
+            bench::run(&device, steps, batch, &out)?;
             Ok(())
         }
     }

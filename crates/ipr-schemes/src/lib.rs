@@ -46,4 +46,4 @@ pub use config::{Scheme, TrainConfig};
 pub use error::SchemeError;
 pub use eval::{EvalResult, correct_count, eval_form, evaluate, scalar};
 pub use objective::{Objective, PassportObjective, StepOutput, cross_entropy};
-pub use train::{EpochRow, TrainData, TrainOutcome, train, write_history};
+pub use train::{EpochRow, TrainData, TrainOutcome, optimizer, train, train_step, write_history};

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use ipr_data::Loader;
@@ -97,10 +97,7 @@ pub fn train<M: Net>(
     config.check()?;
     let ckpt = checkpoint_dir(dir);
     fs::create_dir_all(&ckpt).map_err(|e| file_err("create", &ckpt, e))?;
-    let sgd = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(config.momentum).with_dampening(0.0)))
-        .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)));
-    let mut optim = sgd.init();
+    let mut optim = optimizer(config);
     let mut model = model;
 
     let state_path = ckpt.join("state.json");
@@ -129,14 +126,12 @@ pub fn train<M: Net>(
             let batch = batch?;
             let n = batch.labels.len();
             let (images, labels) = batch.to_tensors(device);
-            let out = objective.step(&model, images, labels.clone());
-            let value = scalar(out.loss.clone());
+            let (next, value, hits) = train_step(model, objective, &mut optim, images, labels, lr);
+            model = next;
             if !value.is_finite() {
                 return Err(SchemeError::Diverged { epoch: epoch + 1, step, value: value as f32 });
             }
-            correct += correct_count(out.logits.detach(), labels);
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            correct += hits;
             loss_sum += value * n as f64;
             seen += n;
             bar.inc(1);
@@ -178,6 +173,32 @@ pub fn train<M: Net>(
     Ok(TrainOutcome { model, history: state.history, best_acc: state.best_acc, resumed_after })
 }
 
+/// The optimiser of a training run: SGD with momentum (no dampening, as PyTorch) and L2 weight
+/// decay.
+pub fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(config.momentum).with_dampening(0.0)))
+        .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)))
+        .init()
+}
+
+/// One optimisation step: forward, loss, backward, update. Returns the updated model, the loss
+/// value and the number of correctly classified images of the batch.
+pub fn train_step<M: Net>(
+    model: M,
+    objective: &dyn Objective<M>,
+    optim: &mut ModuleOptimizer,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+    lr: f64,
+) -> (M, f64, usize) {
+    let out = objective.step(&model, images, labels.clone());
+    let value = scalar(out.loss.clone());
+    let hits = correct_count(out.logits.detach(), labels);
+    let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+    (optim.step(lr, model, grads), value, hits)
+}
+
 fn progress_bar(len: u64, epoch: usize, epochs: usize) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -193,7 +214,7 @@ fn progress_bar(len: u64, epoch: usize, epochs: usize) -> ProgressBar {
 /// `state.json` (the commit point), then removes the previous epoch's files.
 fn commit_checkpoint<M: Net>(
     model: &M,
-    optim: &burn::optim::ModuleOptimizer,
+    optim: &ModuleOptimizer,
     state: &State,
     dir: &Path,
 ) -> Result<(), SchemeError> {

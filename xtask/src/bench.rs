@@ -1,0 +1,106 @@
+//! `cargo xtask bench`: the training-step time and evaluation throughput of the real training
+//! step (`ipr_schemes::train_step`) on random data, for AlexNet and ResNet-18 at 32 px, batch 64,
+//! schemes V0 and V1.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, ResNet};
+use ipr_schemes::{PassportObjective, TrainConfig, eval_form, optimizer, train_step};
+use serde::Serialize;
+
+/// One measured configuration.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    arch: &'static str,
+    scheme: &'static str,
+    step_median_s: f64,
+    step_min_s: f64,
+    step_max_s: f64,
+    eval_images_per_s: f64,
+}
+
+/// Measures every configuration, prints a table and writes JSON to `out`.
+pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path) -> Result<Vec<Row>> {
+    let device = crate::device::select(device_name)?;
+    let mut rows = Vec::new();
+    for arch in [Arch::Alexnet, Arch::Resnet18] {
+        for scheme in ["v0", "v1"] {
+            let layout = if scheme == "v0" {
+                Layout::none()
+            } else {
+                let path = crate::project_root().join("configs/passport").join(format!("{}.toml", arch.name()));
+                Layout::parse(&std::fs::read_to_string(&path)?, &path.display().to_string())?
+            };
+            let row = match arch {
+                Arch::Alexnet => measure::<AlexNet>(arch, scheme, &layout, &device, steps, batch)?,
+                _ => measure::<ResNet>(arch, scheme, &layout, &device, steps, batch)?,
+            };
+            println!(
+                "{:<9} {:<3} step median {:.3} s (min {:.3}, max {:.3}), eval {:.0} images/s",
+                row.arch, row.scheme, row.step_median_s, row.step_min_s, row.step_max_s, row.eval_images_per_s
+            );
+            rows.push(row);
+        }
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(&rows)?)?;
+    println!("written to {}", out.display());
+    Ok(rows)
+}
+
+fn measure<M: Net>(
+    arch: Arch,
+    scheme: &'static str,
+    layout: &Layout,
+    device: &Device,
+    steps: usize,
+    batch: usize,
+) -> Result<Row> {
+    let ad = device.clone().autodiff();
+    ad.seed(1);
+    let config = NetConfig::new(arch, 10);
+    let mut model = M::init(&config, layout, &ad)?;
+    let signatures: Vec<LayerSignature> = layout
+        .signatures(&model, 1)?
+        .into_iter()
+        .map(|(path, signature)| LayerSignature { path, signature })
+        .collect();
+    let objective = PassportObjective::new(&signatures, 0.1, &ad);
+    let mut optim = optimizer(&TrainConfig::default());
+    let images = Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &ad);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new((0..batch as i64).map(|i| i % 10).collect(), [batch]), &ad);
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..steps + 2 {
+        let started = Instant::now();
+        let (next, loss, _) = train_step(model, &objective, &mut optim, images.clone(), labels.clone(), 0.01);
+        model = next;
+        anyhow::ensure!(loss.is_finite(), "the benchmark loss diverged");
+        if i >= 2 {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let eval = eval_form(&model);
+    let plain = device.clone().without_autodiff();
+    let eval_images = Tensor::<4>::random([256, 3, 32, 32], Distribution::Normal(0.0, 1.0), &plain);
+    let _ = eval.forward(eval_images.clone()).logits.into_data();
+    let started = Instant::now();
+    let rounds = 4;
+    for _ in 0..rounds {
+        let _ = eval.forward(eval_images.clone()).logits.into_data();
+    }
+    Ok(Row {
+        arch: arch.name(),
+        scheme,
+        step_median_s: times[times.len() / 2],
+        step_min_s: times[0],
+        step_max_s: times[times.len() - 1],
+        eval_images_per_s: (256 * rounds) as f64 / started.elapsed().as_secs_f64(),
+    })
+}
