@@ -145,3 +145,43 @@ fn apply_affine(x: Tensor<4>, affine: Option<(Tensor<1>, Tensor<1>)>) -> Tensor<
         None => x,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn batch_norm_trains_on_batch_statistics_and_keeps_unbiased_running_variance() {
+        let device = Device::flex().autodiff();
+        let norm = Norm::new(NormKind::Bn, 2, false, &device);
+        // Channel 0 holds 1, 2, 3, 4; channel 1 holds 10 everywhere.
+        let x = Tensor::<4>::from_floats([[[[1.0, 2.0]], [[10.0, 10.0]]], [[[3.0, 4.0]], [[10.0, 10.0]]]], &device);
+        let y = values(norm.forward(x, None));
+        let ch0: Vec<f32> = [0, 1, 4, 5].iter().map(|&i| y[i]).collect();
+        let mean: f32 = ch0.iter().sum::<f32>() / 4.0;
+        let var: f32 = ch0.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
+        assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "{ch0:?}");
+        // Running stats: 0.9·init + 0.1·batch, the variance unbiased (5/3 for 1..4).
+        let rm = values(norm.running_mean.as_ref().unwrap().value());
+        let rv = values(norm.running_var.as_ref().unwrap().value());
+        assert!((rm[0] - 0.25).abs() < 1e-5 && (rm[1] - 1.0).abs() < 1e-5, "{rm:?}");
+        assert!((rv[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-5 && (rv[1] - 0.9).abs() < 1e-5, "{rv:?}");
+    }
+
+    #[test]
+    fn group_norm_normalises_each_group_of_each_sample() {
+        let device = Device::flex();
+        let norm = Norm::new(NormKind::Gn, 32, true, &device); // 2 groups of 16 channels
+        let x = Tensor::<4>::random([2, 32, 3, 3], burn::tensor::Distribution::Normal(5.0, 3.0), &device);
+        let y = values(norm.forward(x, None));
+        for group in y.chunks(16 * 9) {
+            let mean: f32 = group.iter().sum::<f32>() / group.len() as f32;
+            let var: f32 = group.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / group.len() as f32;
+            assert!(mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-2, "mean {mean} var {var}");
+        }
+    }
+}
