@@ -166,8 +166,8 @@ mod tests {
         let var: f32 = ch0.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
         assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "{ch0:?}");
         // Running stats: 0.9·init + 0.1·batch, the variance unbiased (5/3 for 1..4).
-        let rm = values(norm.running_mean.as_ref().unwrap().value());
-        let rv = values(norm.running_var.as_ref().unwrap().value());
+        let rm = values(norm.running_mean.as_ref().unwrap().value_sync());
+        let rv = values(norm.running_var.as_ref().unwrap().value_sync());
         assert!((rm[0] - 0.25).abs() < 1e-5 && (rm[1] - 1.0).abs() < 1e-5, "{rm:?}");
         assert!((rv[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-5 && (rv[1] - 0.9).abs() < 1e-5, "{rv:?}");
     }
