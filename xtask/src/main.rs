@@ -55,9 +55,14 @@ enum Command {
     },
 }
 
-/// The workspace root: plans' relative paths (layouts) and `runs/` live under it.
+/// The workspace root: plans' relative paths (layouts, data) and `runs/` resolve against it.
+/// Under `cargo xtask` / `cargo run` that is the workspace of the manifest; a binary started
+/// directly uses the current folder.
 pub(crate) fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) => Path::new(&dir).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    }
 }
 
 fn main() -> ExitCode {
