@@ -57,7 +57,7 @@ impl Net for AlexNet {
         let pool_k = if imagenet { 3 } else { 2 };
         let mut features: Vec<Option<ConvBlock>> = (0..8).map(|_| None).collect();
         let (mut side, mut channels) = (config.input_size, config.in_channels);
-        for idx in 0..8 {
+        for (idx, feature) in features.iter_mut().enumerate() {
             if POOLS.contains(&idx) {
                 side = out_side(side, pool_k, 2, 0);
                 continue;
@@ -65,7 +65,7 @@ impl Net for AlexNet {
             let &(_, k, s, p, base) = specs.iter().find(|spec| spec.0 == idx).expect("conv index");
             let out = config.channels(base);
             let passport = layout.is_passport(&idx.to_string()).then_some([side, side]);
-            features[idx] = Some(
+            *feature = Some(
                 ConvBlockConfig::new(channels, out, k)
                     .with_stride(s)
                     .with_padding(p)
