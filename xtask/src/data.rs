@@ -76,9 +76,11 @@ impl Datasets {
             (None, Some(n)) => per_class(train.as_ref(), n),
             (None, None) => (0..train.len()).collect(),
         };
-        let test_indices = match section.test_subset {
-            Some(n) => first(test.as_ref(), n),
-            None => (0..test.len()).collect(),
+        let test_indices = match (section.test_subset, section.test_per_class) {
+            (Some(_), Some(_)) => bail!("[data] set test_subset or test_per_class, not both"),
+            (Some(n), None) => first(test.as_ref(), n),
+            (None, Some(n)) => per_class(test.as_ref(), n),
+            (None, None) => (0..test.len()).collect(),
         };
         if train_indices.is_empty() || test_indices.is_empty() {
             bail!("[data] the subsets leave no training or no test images; raise train_subset / test_subset");

@@ -46,6 +46,8 @@ pub struct DataSection {
     pub train_per_class: Option<usize>,
     /// Test on the first N test images only.
     pub test_subset: Option<usize>,
+    /// Test on the first N images of each class only.
+    pub test_per_class: Option<usize>,
     /// Training augmentation (random crop with padding, flip where it applies).
     #[serde(default = "yes")]
     pub augment: bool,
