@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use ipr_verify::check_signatures;
 
-use crate::eval::{correct_count, eval_form, evaluate, scalar};
+use crate::eval::{correct_count, evaluate, scalar};
 use crate::{Objective, SchemeError, TrainConfig};
 
 /// One row of `history.csv`.
@@ -139,9 +139,11 @@ pub fn train<M: Net>(
         }
         bar.finish_and_clear();
 
-        let eval_model = eval_form(&model);
-        let test = evaluate(&eval_model, data.test, &device.clone().without_autodiff())?;
-        let detection = (!signatures.is_empty()).then(|| check_signatures(&model.valid(), signatures).mean_rate());
+        // One evaluation snapshot (no autodiff, running statistics synced) serves the test
+        // evaluation, the detection, and the files written below.
+        let snapshot = model.valid();
+        let test = evaluate(&snapshot.clone().fold(), data.test, &device.clone().without_autodiff())?;
+        let detection = (!signatures.is_empty()).then(|| check_signatures(&snapshot, signatures).mean_rate());
         let row = EpochRow {
             epoch: epoch + 1,
             lr,
@@ -164,11 +166,11 @@ pub fn train<M: Net>(
         );
         if row.test_acc > state.best_acc {
             state.best_acc = row.test_acc;
-            save_module(&model.valid(), &dir.join("best.bpk"))?;
+            save_module(&snapshot, &dir.join("best.bpk"))?;
         }
         state.history.push(row);
         state.epochs_done = epoch + 1;
-        commit_checkpoint(&model, &optim, &state, dir)?;
+        commit_checkpoint(&snapshot, &optim, &state, dir)?;
     }
     Ok(TrainOutcome { model, history: state.history, best_acc: state.best_acc, resumed_after })
 }
@@ -210,17 +212,17 @@ fn progress_bar(len: u64, epoch: usize, epochs: usize) -> ProgressBar {
     bar
 }
 
-/// Writes the model, the optimiser state and the history of the completed epoch, then
-/// `state.json` (the commit point), then removes the previous epoch's files.
+/// Writes the model (an evaluation snapshot), the optimiser state and the history of the
+/// completed epoch, then `state.json` (the commit point), then removes the previous epoch's files.
 fn commit_checkpoint<M: Net>(
-    model: &M,
+    snapshot: &M,
     optim: &ModuleOptimizer,
     state: &State,
     dir: &Path,
 ) -> Result<(), SchemeError> {
     let ckpt = checkpoint_dir(dir);
     let e = state.epochs_done;
-    save_module(&model.valid(), &ckpt.join(format!("epoch-{e}.bpk")))?;
+    save_module(snapshot, &ckpt.join(format!("epoch-{e}.bpk")))?;
     let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
     let bytes = optim.into_bytes().map_err(|err| file_err("encode", &optim_path, err))?;
     write_atomic(&optim_path, &bytes, None)?;
