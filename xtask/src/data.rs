@@ -1,11 +1,10 @@
 //! Building the datasets and loaders a plan's `[data]` section names.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use ipr_data::{
-    FASHION_MNIST_DIR, ImageDataset, ImageFolder, ImageOptions, Loader, LoaderConfig, Normalization,
+    ImageDataset, ImageFolder, ImageOptions, Loader, LoaderConfig, Normalization,
     Split, SyntheticConfig, Transform, first, per_class, read_cifar10, read_cifar100, read_idx, synthetic,
 };
 
@@ -31,12 +30,12 @@ pub struct Datasets {
 impl Datasets {
     /// Reads the splits the section names.
     pub fn load(section: &DataSection, seed: u64) -> Result<Self> {
-        let root = |default: &str| section.root.clone().unwrap_or_else(|| PathBuf::from(default));
-        // `Plan::parse` fills every default root; the fallbacks here only serve hand-built sections.
+        // `Plan::parse` resolves every dataset's root, defaults included.
+        let root = || section.root.clone().context("[data] root is not set; name the dataset's folder with root = \"…\"");
         let (train, test, mut transform): (Arc<dyn ImageDataset>, Arc<dyn ImageDataset>, Transform) =
             match section.dataset {
                 DatasetKind::FashionMnist | DatasetKind::Mnist => {
-                    let dir = root(FASHION_MNIST_DIR);
+                    let dir = root()?;
                     let transform = if section.dataset == DatasetKind::Mnist {
                         Transform { pad_to: Some(32), crop_padding: 4, hflip: false, normalization: Normalization::mnist() }
                     } else {
@@ -46,13 +45,11 @@ impl Datasets {
                 }
                 DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
                     let read = if section.dataset == DatasetKind::Cifar10 { read_cifar10 } else { read_cifar100 };
-                    let dir = root(if section.dataset == DatasetKind::Cifar10 { "data/cifar10" } else { "data/cifar100" });
+                    let dir = root()?;
                     (Arc::new(read(&dir, Split::Train)?), Arc::new(read(&dir, Split::Test)?), Transform::cifar())
                 }
                 DatasetKind::ImageFolder => {
-                    let Some(dir) = section.root.clone() else {
-                        bail!("[data] dataset = \"image-folder\" needs root = \"<folder with train/ and test/>\"");
-                    };
+                    let dir = section.root.clone().context("[data] dataset = \"image-folder\" needs root = \"<folder with train/ and test/>\"")?;
                     let open = |split: &str| {
                         ImageFolder::open(dir.join(split), ImageOptions::imagenet())
                             .with_context(|| format!("image-folder data needs `{}/{split}/<class>/<images>`", dir.display()))
