@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the training-step time and evaluation throughput of the real training
 //! step (`ipr_schemes::train_step`) on random data, for AlexNet and ResNet-18 at 32 px, batch 64,
-//! schemes V0 and V1.
+//! schemes V0, V1 and V2 (both paths, shared prefix; evaluation of V2 is its public model).
 
 use std::path::Path;
 use std::time::Instant;
@@ -28,12 +28,12 @@ pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path) -> Result<
     let device = crate::device::select(device_name)?;
     let mut rows = Vec::new();
     for arch in [Arch::Alexnet, Arch::Resnet18] {
-        for scheme in ["v0", "v1"] {
+        for scheme in ["v0", "v1", "v2"] {
             let layout = if scheme == "v0" {
                 Layout::none()
             } else {
                 let path = crate::project_root().join("configs/passport").join(format!("{}.toml", arch.name()));
-                Layout::parse(&std::fs::read_to_string(&path)?, &path.display().to_string())?
+                Layout::parse(&std::fs::read_to_string(&path)?, &path.display().to_string())?.with_private(scheme == "v2")
             };
             let row = match arch {
                 Arch::Alexnet => measure::<AlexNet>(arch, scheme, &layout, &device, steps, batch)?,
@@ -44,6 +44,12 @@ pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path) -> Result<
                 row.arch, row.scheme, row.step_median_s, row.step_min_s, row.step_max_s, row.eval_images_per_s
             );
             rows.push(row);
+        }
+    }
+    for arch in [Arch::Alexnet, Arch::Resnet18] {
+        let step = |scheme: &str| rows.iter().find(|r| r.arch == arch.name() && r.scheme == scheme).map(|r| r.step_median_s);
+        if let (Some(v0), Some(v1), Some(v2)) = (step("v0"), step("v1"), step("v2")) {
+            println!("{:<9} step time V1/V0 {:.2}, V2/V1 {:.2}, V2/V0 {:.2}", arch.name(), v1 / v0, v2 / v1, v2 / v0);
         }
     }
     if let Some(dir) = out.parent() {
@@ -86,7 +92,7 @@ fn measure<M: Net>(
         }
     }
     times.sort_by(f64::total_cmp);
-    let eval = eval_form(&model);
+    let eval = eval_form(&model, ipr_passport::Route::Public);
     let plain = device.clone().without_autodiff();
     let eval_images = Tensor::<4>::random([256, 3, 32, 32], Distribution::Normal(0.0, 1.0), &plain);
     let _ = eval.forward(eval_images.clone()).logits.into_data();

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use ipr_data::{
-    ImageDataset, ImageFolder, ImageOptions, Loader, LoaderConfig, Normalization,
-    Split, SyntheticConfig, Transform, first, per_class, read_cifar10, read_cifar100, read_idx, synthetic,
+    ImageDataset, ImageFolder, ImageOptions, ImageSet, Loader, LoaderConfig, Normalization, Split,
+    SyntheticConfig, Transform, first, per_class, read_cifar10, read_cifar100, read_idx, read_trigger_set,
+    synthetic,
 };
 
 use crate::plan::{DataSection, DatasetKind};
@@ -103,6 +104,32 @@ impl Datasets {
         Ok(Loader::new(self.train.clone(), self.transform.clone(), config)?.with_indices(self.train_indices.clone())?)
     }
 
+    /// `[c, h, w]` of a stored image, before padding: the shape a trigger set must have.
+    pub fn raw_shape(&self) -> [usize; 3] {
+        self.train.shape()
+    }
+
+    /// Shuffled, augmented training batches, each with `per_batch` trigger images appended
+    /// (cycling through the set, as the reference does).
+    pub fn train_loader_with_triggers(&self, batch_size: usize, seed: u64, triggers: ImageSet, per_batch: usize) -> Result<Loader> {
+        Ok(self.train_loader(batch_size, seed)?.with_triggers(triggers, per_batch)?)
+    }
+
+    /// Reads a trigger set in the Adi et al. format at the dataset's image shape (resized and
+    /// centre-cropped to its side, in its channels).
+    pub fn read_triggers(&self, dir: &std::path::Path) -> Result<ImageSet> {
+        let [c, side, _] = self.raw_shape();
+        let options = ImageOptions { resize: Some(side as u32), crop: side as u32, channels: c };
+        read_trigger_set(dir, &options, self.num_classes)
+            .with_context(|| format!("reading the trigger set `{}` named by `trigger_set` in the plan", dir.display()))
+    }
+
+    /// Batches of `set` in order, with the dataset's test transform (e.g. a trigger set).
+    pub fn loader_for(&self, set: ImageSet) -> Result<Loader> {
+        let config = LoaderConfig { workers: self.workers, ..LoaderConfig::eval(256) };
+        Ok(Loader::new(Arc::new(set), self.transform.clone(), config)?)
+    }
+
     /// Test batches in order.
     pub fn test_loader(&self) -> Result<Loader> {
         let config = LoaderConfig { workers: self.workers, ..LoaderConfig::eval(256) };
@@ -112,6 +139,15 @@ impl Datasets {
     /// Random validation images, [`PASSPORT_SAMPLE`] per batch, for passport sampling: each
     /// epoch is a fresh shuffle, so batches 0 and 1 of an epoch are two independent samples.
     pub fn passport_samples(&self, seed: u64) -> Result<Loader> {
+        self.samples_of(self.test.clone(), seed)
+    }
+
+    /// [`Datasets::passport_samples`] drawn from `set` (e.g. a trigger set).
+    pub fn passport_samples_from(&self, set: ImageSet, seed: u64) -> Result<Loader> {
+        self.samples_of(Arc::new(set), seed)
+    }
+
+    fn samples_of(&self, set: Arc<dyn ImageDataset>, seed: u64) -> Result<Loader> {
         let config = LoaderConfig {
             shuffle: true,
             drop_last: true,
@@ -119,6 +155,6 @@ impl Datasets {
             augment: false,
             ..LoaderConfig::eval(PASSPORT_SAMPLE)
         };
-        Ok(Loader::new(self.test.clone(), self.transform.clone(), config)?)
+        Ok(Loader::new(set, self.transform.clone(), config)?)
     }
 }

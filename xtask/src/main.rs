@@ -38,7 +38,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         runs: Option<PathBuf>,
     },
-    /// Time the training step and evaluation (AlexNet, ResNet-18; V0, V1; 32 px) on random data.
+    /// Make data files.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
+    /// Time the training step and evaluation (AlexNet, ResNet-18; V0, V1, V2; 32 px) on random data.
     Bench {
         /// `cpu`, `cuda`, `cuda:N` or `vulkan`.
         #[arg(long, default_value = "cpu")]
@@ -52,6 +57,35 @@ enum Command {
         /// Where the JSON results go.
         #[arg(long, default_value = "runs/bench/bench.json")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Generate a secret trigger set (abstract patterns, uniformly random labels) in the
+    /// format of Adi et al.: OUT/pics/1.jpg … N.jpg and OUT/labels-cifar.txt.
+    TriggerSet {
+        /// Images.
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+        /// Side in pixels (the dataset's: 32 for CIFAR, 28 for Fashion-MNIST).
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// 3 for colour, 1 for gray.
+        #[arg(long, default_value_t = 3)]
+        channels: usize,
+        /// Labels are drawn from 0..classes.
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        /// Seed of patterns and labels: keep it secret, like the set.
+        #[arg(long)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Replace a set already in DIR.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -95,6 +129,13 @@ fn run(cli: Cli) -> Result<()> {
             for h in headlines {
                 println!("  {:<12} {:<7} {}", h.stage, h.kind, h.result);
             }
+            Ok(())
+        }
+        Command::Data { what: DataCommand::TriggerSet { n, size, channels, classes, seed, out, force } } => {
+            let config = ipr_data::TriggerSetConfig { n, size, channels, num_classes: classes, seed };
+            let set = ipr_data::generate_trigger_set(&config)?;
+            ipr_data::write_trigger_set(&set, &out, force)?;
+            println!("trigger set of {n} images ({channels}×{size}×{size}, labels 0..{classes}) written to {}", out.display());
             Ok(())
         }
         Command::Bench { device, steps, batch, out } => {

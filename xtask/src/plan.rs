@@ -32,6 +32,26 @@ pub enum DatasetKind {
     Synthetic,
 }
 
+/// Where the passports of a sampled `key_type` come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassportSource {
+    /// Random test images.
+    #[default]
+    Data,
+    /// Images of the stage's trigger set (V3).
+    Trigger,
+}
+
+/// The trigger set of a V3 stage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum TriggerSource {
+    /// A set in the Adi et al. format, read from this folder.
+    Folder(PathBuf),
+    /// A set of this many abstract patterns generated into the stage folder.
+    Generate(usize),
+}
+
 /// `[data]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +157,10 @@ struct RawStage {
     from: Option<Spanned<String>>,
     draws: Option<usize>,
     source: Option<ForgeSource>,
+    trigger_set: Option<String>,
+    trigger_images: Option<usize>,
+    triggers_per_batch: Option<usize>,
+    passport_source: Option<PassportSource>,
     epochs: Option<usize>,
     batch_size: Option<usize>,
     lr: Option<f64>,
@@ -187,8 +211,17 @@ pub struct TrainStage {
     pub pretrained: Option<String>,
     /// Where passports come from.
     pub key_type: KeyType,
-    /// Passport layout file (V1).
+    /// Passport layout file (passport schemes).
     pub passport: PathBuf,
+    /// Where sampled passports come from.
+    #[serde(skip_serializing_if = "is_default")]
+    pub passport_source: PassportSource,
+    /// The trigger set (V3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerSource>,
+    /// Trigger images appended to every training batch (V3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggers_per_batch: Option<usize>,
     /// Resolved training settings.
     pub config: TrainConfig,
 }
@@ -242,6 +275,10 @@ pub struct Plan {
     pub model: ModelSection,
     /// The stages, in order.
     pub stages: Vec<Stage>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn yes() -> bool {
@@ -325,7 +362,39 @@ impl Plan {
             let kind = match kind_name {
                 "train" => {
                     not_for(&[("from", s.from.is_some()), ("draws", s.draws.is_some()), ("source", s.source.is_some())])?;
-                    let scheme = s.scheme.with_context(|| format!("{}: a train stage needs scheme = \"v0\" or \"v1\"", at("scheme")))?;
+                    let scheme = s.scheme.with_context(|| format!("{}: a train stage needs scheme = \"v0\", \"v1\", \"v2\" or \"v3\"", at("scheme")))?;
+                    if scheme != Scheme::V3 {
+                        let keys = [("trigger_set", s.trigger_set.is_some()), ("trigger_images", s.trigger_images.is_some()), ("triggers_per_batch", s.triggers_per_batch.is_some())];
+                        if let Some((key, _)) = keys.iter().find(|(_, present)| *present) {
+                            bail!("{}: only scheme v3 trains a trigger set; remove it or set scheme = \"v3\"", at(key));
+                        }
+                    }
+                    let trigger = match (scheme, s.trigger_set.as_deref()) {
+                        (Scheme::V3, None) => bail!("{}: scheme v3 needs trigger_set = \"generate\" (a secret set made in the stage folder) or the folder of a set (pics/1.jpg … and labels-cifar.txt)", at("trigger_set")),
+                        (Scheme::V3, Some("generate")) => {
+                            let n = s.trigger_images.unwrap_or(100);
+                            if n == 0 {
+                                bail!("{}: must be at least 1", at("trigger_images"));
+                            }
+                            Some(TriggerSource::Generate(n))
+                        }
+                        (Scheme::V3, Some(folder)) => {
+                            if s.trigger_images.is_some() {
+                                bail!("{}: only applies to trigger_set = \"generate\"; a folder's set has its own size", at("trigger_images"));
+                            }
+                            let folder = PathBuf::from(folder);
+                            Some(TriggerSource::Folder(if folder.is_relative() { root.join(folder) } else { folder }))
+                        }
+                        _ => None,
+                    };
+                    let triggers_per_batch = trigger.as_ref().map(|_| s.triggers_per_batch.unwrap_or(2));
+                    if triggers_per_batch == Some(0) {
+                        bail!("{}: must be at least 1", at("triggers_per_batch"));
+                    }
+                    let passport_source = s.passport_source.unwrap_or_default();
+                    if passport_source == PassportSource::Trigger && trigger.is_none() {
+                        bail!("{}: passport_source = \"trigger\" samples passports from the trigger set of a v3 stage; use scheme = \"v3\" or remove it", at("passport_source"));
+                    }
                     let pretrained = s.pretrained.as_ref().map(|p| refer("pretrained", p)).transpose()?;
                     let key_type = s.key_type.unwrap_or_default();
                     if scheme == Scheme::V0 && (s.key_type.is_some() || s.passport.is_some() || pretrained.is_some()) {
@@ -342,13 +411,17 @@ impl Plan {
                     let passport = if passport.is_relative() { root.join(passport) } else { passport };
                     let config = s.train_keys().over(&raw.train).resolve(raw.seed);
                     config.check().with_context(|| format!("plan `{file}`, line {line}, stage `{name}`"))?;
-                    StageKind::Train(TrainStage { scheme, pretrained, key_type, passport, config })
+                    StageKind::Train(TrainStage { scheme, pretrained, key_type, passport, passport_source, trigger, triggers_per_batch, config })
                 }
                 "verify" | "forge" => {
                     not_for(&[
                         ("scheme", s.scheme.is_some()),
                         ("key_type", s.key_type.is_some()),
                         ("passport", s.passport.is_some()),
+                        ("trigger_set", s.trigger_set.is_some()),
+                        ("trigger_images", s.trigger_images.is_some()),
+                        ("triggers_per_batch", s.triggers_per_batch.is_some()),
+                        ("passport_source", s.passport_source.is_some()),
                         ("epochs/lr/… (training keys)", has_train_keys),
                     ])?;
                     let from = s.from.as_ref().with_context(|| format!("{}: set from = \"<the train stage to {kind_name}>\"", at("from")))?;

@@ -144,3 +144,103 @@ fn user_mistakes_are_clear_errors() {
         assert!(!msg.contains("panicked") && !msg.contains("RUST_BACKTRACE"), "{what}: {msg}");
     }
 }
+
+const PRIVATE: &str = r#"
+name = "private"
+seed = 5
+[data]
+dataset = "fashion-mnist"
+train_per_class = 60
+test_subset = 1000
+[model]
+arch = "alexnet"
+width = 0.125
+[train]
+batch_size = 32
+lr_steps = []
+epochs = 2
+[[stage]]
+name = "baseline"
+kind = "train"
+scheme = "v0"
+epochs = 1
+[[stage]]
+name = "v3"
+kind = "train"
+scheme = "v3"
+pretrained = "baseline"
+passport = "LAYOUT"
+trigger_set = "generate"
+trigger_images = 40
+triggers_per_batch = 4
+passport_source = "trigger"
+[[stage]]
+name = "verify"
+kind = "verify"
+from = "v3"
+"#;
+
+/// V3 end to end on real data: the owner's files are owner-only, the public model is
+/// distributable, runs in the model built without passports with the public path's accuracy,
+/// and with the owner bundle proves the signature.
+#[test]
+fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout.toml");
+    std::fs::write(&layout, "4 = \"IPR\"\n5 = true\n6 = true\n").unwrap();
+    let plan = write_plan(tmp.path(), &PRIVATE.replace("LAYOUT", layout.to_str().unwrap()));
+    let runs = tmp.path().join("runs");
+    let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = runs.join("private/v3");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        for secret in ["owner.json", "model.bpk", "best.bpk", "trigger"] {
+            assert_eq!(mode(secret) & 0o077, 0, "{secret} is readable by others");
+        }
+        assert_eq!(mode("public.bpk") & 0o044, 0o044, "the public model is meant to be shared");
+    }
+    let public = std::fs::read(dir.join("public.bpk")).unwrap();
+    assert!(!public.windows(4).any(|w| w == b"skey"), "passports in the public model");
+    let bundle = json(&dir.join("owner.json"));
+    assert_eq!(bundle["scheme"], "v3");
+    assert_eq!(bundle["passports"].as_array().unwrap().len(), 3);
+    let summary = json(&dir.join("summary.json"));
+    let (public_path, public_file) = (summary["test_acc"].as_f64().unwrap(), summary["public_model_test_acc"].as_f64().unwrap());
+    assert!((public_path - public_file).abs() <= 0.001, "public path {public_path} vs public.bpk {public_file}");
+    assert!(summary["private_test_acc"].as_f64().unwrap() > 0.1, "{summary}");
+    let trigger = &summary["trigger"];
+    assert_eq!(trigger["images"], 40);
+    assert!(trigger["public_acc"].as_f64().is_some() && trigger["control"][0] == "baseline", "{trigger}");
+    let verify = json(&runs.join("private/verify/summary.json"));
+    assert_eq!(verify["weights_match_bundle"], true, "{verify}");
+    assert_eq!(verify["signature"]["total"], 48 + 32 + 32);
+    assert!(verify["signature"]["agreement"].as_f64().unwrap() > 0.9, "{verify}");
+}
+
+#[test]
+fn trigger_set_mistakes_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout.toml");
+    std::fs::write(&layout, "5 = true\n").unwrap();
+    let good = PRIVATE.replace("LAYOUT", layout.to_str().unwrap());
+    let cases: &[(&str, String, &[&str])] = &[
+        ("v3 without a set", good.replace("trigger_set = \"generate\"\ntrigger_images = 40\n", ""), &["trigger_set", "scheme v3 needs"]),
+        ("set on v2", good.replace("scheme = \"v3\"", "scheme = \"v2\""), &["trigger_set", "only scheme v3"]),
+        ("missing folder", good.replace("trigger_set = \"generate\"\ntrigger_images = 40\n", "trigger_set = \"/nonexistent/triggers\"\n"), &["/nonexistent/triggers", "labels-cifar.txt", "trigger_set"]),
+        ("too few to sample", good.replace("trigger_images = 40", "trigger_images = 10"), &["10 images", "at least 40"]),
+    ];
+    for (i, (what, body, needles)) in cases.iter().enumerate() {
+        let plan = write_plan(tmp.path(), body);
+        let runs = tmp.path().join(format!("runs-{i}"));
+        let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {msg}");
+        for needle in *needles {
+            assert!(msg.contains(needle), "{what}: `{needle}` not in: {msg}");
+        }
+        assert!(!msg.contains("panicked") && !msg.contains("RUST_BACKTRACE"), "{what}: {msg}");
+    }
+}

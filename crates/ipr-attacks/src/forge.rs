@@ -8,6 +8,7 @@ use burn::tensor::Distribution;
 use burn::module::Param;
 use ipr_data::Loader;
 use ipr_models::{LayerSignature, Net, sample_passports};
+use ipr_passport::Route;
 use ipr_schemes::{eval_form, evaluate};
 use ipr_verify::check_signatures;
 use rand::SeedableRng;
@@ -86,7 +87,7 @@ pub fn forge<M: Net>(
                 })?
             }
         };
-        let accuracy = evaluate(&eval_form(&forged), test, device)?.accuracy;
+        let accuracy = evaluate(&eval_form(&forged, Route::Private), test, device)?.accuracy;
         let detection = check_signatures(&forged, signatures).agreement;
         tracing::info!(draw, accuracy, detection, "forged passport draw");
         rows.push(ForgeRow { draw, accuracy, detection });

@@ -46,4 +46,4 @@ pub use idx::{FASHION_MNIST_DIR, read_idx};
 pub use loader::{Batch, Batches, Loader, LoaderConfig};
 pub use synthetic::{SyntheticConfig, synthetic};
 pub use transform::{Normalization, Transform, crop_with_padding, hflip, pad_to};
-pub use trigger::{TRIGGER_LABELS_FILE, read_trigger_set};
+pub use trigger::{TRIGGER_LABELS_FILE, TriggerSetConfig, generate_trigger_set, read_trigger_set, write_trigger_set};

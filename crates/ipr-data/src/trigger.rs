@@ -8,10 +8,16 @@
 //! `ImageOptions { resize: None, crop: 32, channels: 3 }` for that, or a `resize` to shrink
 //! the whole picture first.
 
+use std::fs;
 use std::path::Path;
 
+use image::codecs::jpeg::JpegEncoder;
+use image::{ExtendedColorType, ImageEncoder};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use crate::folder::{is_image, list, load_image};
-use crate::{DataError, ImageOptions, ImageSet};
+use crate::{DataError, Dataset, ImageDataset, ImageOptions, ImageSet};
 
 /// The labels file name inside a trigger-set folder.
 pub const TRIGGER_LABELS_FILE: &str = "labels-cifar.txt";
@@ -106,6 +112,142 @@ pub fn read_trigger_set(
         options.shape(),
         num_classes,
     )
+}
+
+/// What [`generate_trigger_set`] makes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerSetConfig {
+    /// Images.
+    pub n: usize,
+    /// Side in pixels.
+    pub size: usize,
+    /// 1 (gray) or 3 (colour).
+    pub channels: usize,
+    /// Labels are drawn uniformly from `0..num_classes`.
+    pub num_classes: usize,
+    /// Seed of the patterns and labels.
+    pub seed: u64,
+}
+
+/// A secret trigger set of abstract patterns (sinusoidal gratings, colour grids, discs, mixed
+/// pairwise) with uniformly random labels: no dataset image, so nothing in it can be learnt
+/// from the task, and the same seed gives the same set.
+///
+/// # Errors
+/// [`DataError::Invalid`] for zero images, size or classes, or channels other than 1 and 3.
+pub fn generate_trigger_set(config: &TriggerSetConfig) -> Result<ImageSet, DataError> {
+    let TriggerSetConfig { n, size, channels, num_classes, seed } = *config;
+    if n == 0 || size == 0 || num_classes == 0 || !(channels == 1 || channels == 3) {
+        return Err(DataError::Invalid(format!(
+            "a trigger set needs n ≥ 1, size ≥ 1, classes ≥ 1 and 1 or 3 channels (got n {n}, size {size}, classes {num_classes}, channels {channels})"
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut pixels = Vec::with_capacity(n * channels * size * size);
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = pattern(&mut rng, channels, size);
+        let b = pattern(&mut rng, channels, size);
+        let w: f32 = rng.random_range(0.0..0.5);
+        pixels.extend(a.iter().zip(&b).map(|(x, y)| ((1.0 - w) * x + w * y).clamp(0.0, 255.0).round() as u8));
+        labels.push(rng.random_range(0..num_classes));
+    }
+    ImageSet::new(format!("generated trigger set (seed {seed})"), pixels, labels, [channels, size, size], num_classes)
+}
+
+/// One abstract pattern, CHW values in `[0, 255]`.
+fn pattern(rng: &mut ChaCha8Rng, channels: usize, size: usize) -> Vec<f32> {
+    let s = size as f32;
+    let mut out = vec![0.0f32; channels * size * size];
+    match rng.random_range(0..3) {
+        0 => {
+            // A grating per channel: random frequency, orientation and phase.
+            for c in 0..channels {
+                let (fx, fy) = (rng.random_range(-6.0..6.0f32), rng.random_range(-6.0..6.0f32));
+                let phase = rng.random_range(0.0..std::f32::consts::TAU);
+                for y in 0..size {
+                    for x in 0..size {
+                        let t = std::f32::consts::TAU * (fx * x as f32 + fy * y as f32) / s + phase;
+                        out[(c * size + y) * size + x] = 127.5 + 127.5 * t.sin();
+                    }
+                }
+            }
+        }
+        1 => {
+            // A grid of random colours.
+            let cells = rng.random_range(2..=6usize);
+            let colours: Vec<f32> = (0..cells * cells * channels).map(|_| rng.random_range(0.0..255.0)).collect();
+            for c in 0..channels {
+                for y in 0..size {
+                    for x in 0..size {
+                        let cell = (y * cells / size) * cells + x * cells / size;
+                        out[(c * size + y) * size + x] = colours[cell * channels + c];
+                    }
+                }
+            }
+        }
+        _ => {
+            // Discs of random colours on a random background.
+            let background: Vec<f32> = (0..channels).map(|_| rng.random_range(0.0..255.0)).collect();
+            for c in 0..channels {
+                out[c * size * size..(c + 1) * size * size].fill(background[c]);
+            }
+            for _ in 0..rng.random_range(2..=6) {
+                let (cx, cy, r) = (rng.random_range(0.0..s), rng.random_range(0.0..s), rng.random_range(s / 10.0..s / 3.0));
+                let colour: Vec<f32> = (0..channels).map(|_| rng.random_range(0.0..255.0)).collect();
+                for y in 0..size {
+                    for x in 0..size {
+                        if (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r {
+                            for c in 0..channels {
+                                out[(c * size + y) * size + x] = colour[c];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Writes `set` to `dir` in the trigger-set format [`read_trigger_set`] reads (`pics/k.jpg`,
+/// JPEG quality 95, and [`TRIGGER_LABELS_FILE`], written last). An existing labels file is
+/// never replaced unless `overwrite`.
+///
+/// # Errors
+/// [`DataError::Invalid`] for an existing set, or a write error naming the file.
+pub fn write_trigger_set(set: &ImageSet, dir: &Path, overwrite: bool) -> Result<(), DataError> {
+    let hint = "check that the folder is writable and has free space";
+    let labels_path = dir.join(TRIGGER_LABELS_FILE);
+    if labels_path.exists() && !overwrite {
+        return Err(DataError::Invalid(format!(
+            "`{}` already holds a trigger set; choose another --out folder, or pass --force to replace it",
+            dir.display()
+        )));
+    }
+    // The set is the owner's secret until shown for a black-box check: owner-only folders.
+    let pics = dir.join("pics");
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&pics).map_err(|e| DataError::io(&pics, e, hint))?;
+    let [c, h, w] = set.shape();
+    let colour = if c == 1 { ExtendedColorType::L8 } else { ExtendedColorType::Rgb8 };
+    for i in 0..set.len() {
+        let chw = set.image(i);
+        let hwc: Vec<u8> = (0..h * w).flat_map(|p| (0..c).map(move |ch| chw[ch * h * w + p])).collect();
+        let path = pics.join(format!("{}.jpg", i + 1));
+        let mut bytes = Vec::new();
+        JpegEncoder::new_with_quality(&mut bytes, 95)
+            .write_image(&hwc, w as u32, h as u32, colour)
+            .map_err(|e| DataError::format(&path, e.to_string(), hint))?;
+        fs::write(&path, bytes).map_err(|e| DataError::io(&path, e, hint))?;
+    }
+    let labels: String = (0..set.len()).map(|i| format!("{}\n", set.labels()[i])).collect();
+    let tmp = dir.join(format!(".{TRIGGER_LABELS_FILE}.tmp"));
+    fs::write(&tmp, labels).map_err(|e| DataError::io(&tmp, e, hint))?;
+    fs::rename(&tmp, &labels_path).map_err(|e| DataError::io(&labels_path, e, hint))
 }
 
 /// Parses `6` or a `numpy.savetxt` float such as `6.000000000000000000e+00`.

@@ -10,9 +10,9 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
-use ipr_passport::{ConvBlock, ConvBlockConfig};
+use ipr_passport::{ConvBlock, ConvBlockConfig, Route};
 
-use crate::net::{check_layout, out_side};
+use crate::net::{Router, check_layout, out_side};
 use crate::{Layout, ModelError, Net, NetConfig, NetOutput};
 
 const POOLS: [usize; 3] = [1, 3, 7];
@@ -71,6 +71,7 @@ impl Net for AlexNet {
                     .with_padding(p)
                     .with_norm(config.norm)
                     .with_passport(passport)
+                    .with_private(layout.is_private())
                     .init(device),
             );
             side = out_side(side, k, s, p);
@@ -95,15 +96,17 @@ impl Net for AlexNet {
         })
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> NetOutput {
+    fn forward_route(&self, x: Tensor<4>, route: Route, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> NetOutput {
         let mut x = x;
         let mut gammas = Vec::new();
+        let mut router = Router::new(route);
         for (idx, feature) in self.features.iter().enumerate() {
             x = match feature {
                 Some(block) => {
                     let path = idx.to_string();
+                    x = router.enter(x, block.is_private());
                     tap(&path, &x);
-                    let out = block.forward(x);
+                    let out = block.forward_route(x, router.block_route());
                     if let Some(gamma) = out.gamma {
                         gammas.push((path, gamma));
                     }
@@ -125,7 +128,7 @@ impl Net for AlexNet {
                 layer(6).forward(x)
             }
         };
-        NetOutput { logits, gammas }
+        router.finish(logits, gammas)
     }
 
     fn blocks(&self) -> Vec<(String, &ConvBlock)> {

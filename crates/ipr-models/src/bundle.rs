@@ -7,10 +7,11 @@
 use std::fs;
 use std::path::Path;
 
+use burn::prelude::*;
 use ipr_passport::Signature;
 use serde::{Deserialize, Serialize};
 
-use crate::{NetConfig, StoreError, write_atomic};
+use crate::{Net, NetConfig, StoreError, write_atomic};
 
 /// Version of the bundle format.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -24,6 +25,52 @@ pub struct LayerSignature {
     pub signature: Signature,
 }
 
+/// The passports of one passport layer: the owner's secret in the private schemes (V2/V3),
+/// where they are not part of the distributed model.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerPassports {
+    /// Block path.
+    pub path: String,
+    /// `[n, in_channels, h, w]` of each passport.
+    pub shape: [usize; 4],
+    /// Bias passport `P_β`, row-major.
+    pub key: Vec<f32>,
+    /// Scale passport `P_γ`, row-major.
+    pub skey: Vec<f32>,
+}
+
+impl std::fmt::Debug for LayerPassports {
+    /// Names the layer and shape only: passports never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LayerPassports {{ path: {:?}, shape: {:?}, .. }}", self.path, self.shape)
+    }
+}
+
+impl LayerPassports {
+    /// The passports of every passport layer of `model`, in forward order.
+    pub fn of<M: Net>(model: &M) -> Vec<Self> {
+        let values = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        model
+            .blocks()
+            .into_iter()
+            .filter_map(|(path, block)| {
+                let (key, skey) = (block.key.as_ref()?.val(), block.skey.as_ref()?.val());
+                Some(Self { path, shape: key.dims(), key: values(key), skey: values(skey) })
+            })
+            .collect()
+    }
+
+    /// `(P_β, P_γ)` as tensors on `device`, or `None` when the values do not fill the shape.
+    pub fn tensors(&self, device: &Device) -> Option<(Tensor<4>, Tensor<4>)> {
+        let n: usize = self.shape.iter().product();
+        if self.key.len() != n || self.skey.len() != n {
+            return None;
+        }
+        let make = |v: &[f32]| Tensor::from_data(TensorData::new(v.to_vec(), self.shape), device);
+        Some((make(&self.key), make(&self.skey)))
+    }
+}
+
 /// The owner's secret bundle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OwnerBundle {
@@ -35,8 +82,12 @@ pub struct OwnerBundle {
     pub model: NetConfig,
     /// Signatures of every passport layer, in forward order.
     pub layers: Vec<LayerSignature>,
-    /// [`weights_digest`](crate::weights_digest) of the model the bundle belongs to.
+    /// [`weights_digest`](crate::weights_digest) of the model the bundle belongs to: the
+    /// distributed one (for V2/V3, the public model).
     pub weights_sha256: String,
+    /// The private passports (V2/V3); empty for V1, whose passports ship with the model.
+    #[serde(default)]
+    pub passports: Vec<LayerPassports>,
 }
 
 /// A bundle that could not be written or read.
@@ -136,6 +187,7 @@ mod tests {
                 signature: Signature::generate(&SignatureSpec::Text("ab".into()), 16, "4", 1).unwrap(),
             }],
             weights_sha256: "00".into(),
+            passports: vec![],
         }
     }
 

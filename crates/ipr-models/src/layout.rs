@@ -17,6 +17,8 @@ pub struct Layout {
     layers: BTreeMap<String, SignatureSpec>,
     /// Where the layout came from, for error messages.
     source: String,
+    /// Whether the passport layers are private (V2/V3) rather than public (V1).
+    private: bool,
 }
 
 impl Layout {
@@ -37,12 +39,24 @@ impl Layout {
         })?;
         let mut layers = BTreeMap::new();
         flatten(&table, "", source_name, &mut layers)?;
-        Ok(Self { layers, source: source_name.into() })
+        Ok(Self { layers, source: source_name.into(), private: false })
+    }
+
+    /// The same layout with private passport layers (schemes V2/V3: a public path beside the
+    /// passport path) when `private`, public ones (V1) otherwise.
+    pub fn with_private(mut self, private: bool) -> Self {
+        self.private = private;
+        self
+    }
+
+    /// Whether the passport layers are private (V2/V3).
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 
     /// Builds a layout from `(path, spec)` pairs.
     pub fn from_entries(entries: impl IntoIterator<Item = (String, SignatureSpec)>) -> Self {
-        Self { layers: entries.into_iter().collect(), source: "layout".into() }
+        Self { layers: entries.into_iter().collect(), source: "layout".into(), private: false }
     }
 
     /// Checks every path against the architecture's conv block paths.

@@ -39,11 +39,11 @@ mod sampling;
 mod store;
 
 pub use alexnet::AlexNet;
-pub use bundle::{BUNDLE_FORMAT, BundleError, LayerSignature, OwnerBundle};
+pub use bundle::{BUNDLE_FORMAT, BundleError, LayerPassports, LayerSignature, OwnerBundle};
 pub use error::ModelError;
 pub use layout::Layout;
 pub use net::{Arch, Net, NetConfig, NetOutput};
 pub use params::param_paths;
 pub use resnet::{BasicBlock, ResNet};
 pub use sampling::sample_passports;
-pub use store::{StoreError, load_module, save_module, weights_digest, write_atomic};
+pub use store::{StoreError, load_module, save_module, save_module_with_mode, weights_digest, write_atomic};

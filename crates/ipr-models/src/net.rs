@@ -2,7 +2,7 @@
 //! architecture implements, and what a forward pass returns.
 
 use burn::prelude::*;
-use ipr_passport::{ConvBlock, NormKind};
+use ipr_passport::{ConvBlock, NormKind, Route};
 use serde::{Deserialize, Serialize};
 
 use crate::{Layout, ModelError};
@@ -88,10 +88,57 @@ impl NetConfig {
 /// What a forward pass returns.
 #[derive(Debug, Clone)]
 pub struct NetOutput {
-    /// `[batch, num_classes]`.
+    /// `[batch, num_classes]`: the path the forward took (the public path for [`Route::Both`]).
     pub logits: Tensor<2>,
-    /// `(path, γ)` of every passport layer, in forward order; γ is `[channels]`.
+    /// `[batch, num_classes]`: the private path, for [`Route::Both`] through private layers.
+    pub private_logits: Option<Tensor<2>>,
+    /// `(path, γ)` of every passport layer whose passport path ran, in forward order; γ is
+    /// `[channels]`.
     pub gammas: Vec<(String, Tensor<1>)>,
+}
+
+/// Tracks a [`Route::Both`] forward through a network: the batch is shared until the first
+/// unit (a block, or a residual block) holding a private layer, then duplicated into a public
+/// half and a private half that every later block treats separately. The prefix before the
+/// split runs once for both paths.
+pub(crate) struct Router {
+    route: Route,
+    dual: bool,
+}
+
+impl Router {
+    pub(crate) fn new(route: Route) -> Self {
+        Self { route, dual: false }
+    }
+
+    /// Call at the input of each unit; `private_ahead` says whether it holds a private layer.
+    pub(crate) fn enter(&mut self, x: Tensor<4>, private_ahead: bool) -> Tensor<4> {
+        if self.route == Route::Both && !self.dual && private_ahead {
+            self.dual = true;
+            Tensor::cat(vec![x.clone(), x], 0)
+        } else {
+            x
+        }
+    }
+
+    /// The route of the blocks of the current unit.
+    pub(crate) fn block_route(&self) -> Route {
+        match (self.route, self.dual) {
+            (Route::Both, false) => Route::Public,
+            (route, _) => route,
+        }
+    }
+
+    /// Splits the final logits into the public and the private half.
+    pub(crate) fn finish(&self, logits: Tensor<2>, gammas: Vec<(String, Tensor<1>)>) -> NetOutput {
+        if self.dual {
+            let half = logits.dims()[0] / 2;
+            let private = logits.clone().narrow(0, half, half);
+            NetOutput { logits: logits.narrow(0, 0, half), private_logits: Some(private), gammas }
+        } else {
+            NetOutput { logits, private_logits: None, gammas }
+        }
+    }
 }
 
 /// A classification network built from [`ConvBlock`]s.
@@ -103,11 +150,14 @@ pub trait Net: Module + Sized + 'static {
     /// A bad config, or a layout naming a block the architecture lacks.
     fn init(config: &NetConfig, layout: &Layout, device: &Device) -> Result<Self, ModelError>;
 
-    /// Runs the network and calls `tap(path, input)` with the input of every conv block.
+    /// Runs the network along `route` and calls `tap(path, input)` with the input of every
+    /// conv block. With [`Route::Both`], the layers before the first private layer run once and
+    /// feed both paths; `logits` is then the public path and `private_logits` the private one.
     ///
     /// # Shapes
     /// - `x`: `[batch, in_channels, input_size, input_size]`
-    fn forward_tapped(&self, x: Tensor<4>, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> NetOutput;
+    /// - `logits`, `private_logits`: `[batch, num_classes]`
+    fn forward_route(&self, x: Tensor<4>, route: Route, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> NetOutput;
 
     /// Every conv block with its path, in forward order.
     fn blocks(&self) -> Vec<(String, &ConvBlock)>;
@@ -127,13 +177,22 @@ pub trait Net: Module + Sized + 'static {
     /// - `x`: `[batch, in_channels, input_size, input_size]`
     /// - `logits`: `[batch, num_classes]`
     fn forward(&self, x: Tensor<4>) -> NetOutput {
-        self.forward_tapped(x, &mut |_, _| {})
+        self.forward_route(x, Route::Public, &mut |_, _| {})
+    }
+
+    /// Runs the private path of a private passport model (the only path of any other model).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, input_size, input_size]`
+    /// - `logits`: `[batch, num_classes]`
+    fn forward_private(&self, x: Tensor<4>) -> NetOutput {
+        self.forward_route(x, Route::Private, &mut |_, _| {})
     }
 
     /// The input of every conv block for the batch `x`, by path (for passport sampling).
     fn block_inputs(&self, x: Tensor<4>) -> Vec<(String, Tensor<4>)> {
         let mut inputs = Vec::new();
-        self.forward_tapped(x, &mut |path, t| inputs.push((path.to_string(), t.clone())));
+        self.forward_route(x, Route::Public, &mut |path, t| inputs.push((path.to_string(), t.clone())));
         inputs
     }
 
@@ -142,9 +201,21 @@ pub trait Net: Module + Sized + 'static {
         self.blocks().into_iter().filter(|(_, b)| b.is_passport()).map(|(p, _)| p).collect()
     }
 
-    /// The same function with every passport layer folded into an affine norm (no passports).
+    /// Whether the model has private passport layers (V2/V3).
+    fn is_private(&self) -> bool {
+        self.blocks().iter().any(|(_, b)| b.is_private())
+    }
+
+    /// The public path with every passport layer folded into an affine norm (no passports).
     fn fold(self) -> Self {
-        self.try_map_blocks::<std::convert::Infallible>(&mut |_, b| Ok(b.fold()))
+        self.fold_route(Route::Public)
+    }
+
+    /// The function of `route` with every passport layer folded into an affine norm: no
+    /// passport tensor and no private statistics are left, and the record loads into the
+    /// model of the same architecture built without passports ([`ConvBlock::fold_route`]).
+    fn fold_route(self, route: Route) -> Self {
+        self.try_map_blocks::<std::convert::Infallible>(&mut |_, b| Ok(b.fold_route(route)))
             .unwrap_or_else(|e| match e {})
     }
 }

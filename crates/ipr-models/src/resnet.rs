@@ -10,9 +10,9 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
-use ipr_passport::{ConvBlock, ConvBlockConfig};
+use ipr_passport::{ConvBlock, ConvBlockConfig, Route};
 
-use crate::net::{check_layout, out_side};
+use crate::net::{Router, check_layout, out_side};
 use crate::{Arch, Layout, ModelError, Net, NetConfig, NetOutput};
 
 /// A residual block: `ReLU(convbn_2(convbnrelu_1(x)) + shortcut(x))`.
@@ -110,6 +110,7 @@ impl Net for ResNet {
                     .with_padding(p)
                     .with_norm(config.norm)
                     .with_passport(passport)
+                    .with_private(layout.is_private())
                     .init(device);
                 (path, block)
             })
@@ -141,17 +142,19 @@ impl Net for ResNet {
         })
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> NetOutput {
+    fn forward_route(&self, x: Tensor<4>, route: Route, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> NetOutput {
         let mut gammas = Vec::new();
-        let mut run = |path: String, block: &ConvBlock, x: Tensor<4>| {
+        let mut router = Router::new(route);
+        let mut run = |path: String, block: &ConvBlock, x: Tensor<4>, route: Route| {
             tap(&path, &x);
-            let out = block.forward(x);
+            let out = block.forward_route(x, route);
             if let Some(gamma) = out.gamma {
                 gammas.push((path, gamma));
             }
             out.out
         };
-        let mut x = run("convbnrelu_1".into(), &self.convbnrelu_1, x);
+        let x = router.enter(x, self.convbnrelu_1.is_private());
+        let mut x = run("convbnrelu_1".into(), &self.convbnrelu_1, x, router.block_route());
         if self.imagenet {
             x = MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
@@ -162,10 +165,15 @@ impl Net for ResNet {
         for stage in 1..=4 {
             for (i, block) in self.stage(stage).iter().enumerate() {
                 let prefix = format!("layer{stage}.{i}");
-                let out = run(format!("{prefix}.convbnrelu_1"), &block.convbnrelu_1, x.clone());
-                let out = run(format!("{prefix}.convbn_2"), &block.convbn_2, out);
+                let private = block.convbnrelu_1.is_private()
+                    || block.convbn_2.is_private()
+                    || block.shortcut.as_ref().is_some_and(ConvBlock::is_private);
+                x = router.enter(x, private);
+                let r = router.block_route();
+                let out = run(format!("{prefix}.convbnrelu_1"), &block.convbnrelu_1, x.clone(), r);
+                let out = run(format!("{prefix}.convbn_2"), &block.convbn_2, out, r);
                 let short = match &block.shortcut {
-                    Some(sc) => run(format!("{prefix}.shortcut"), sc, x),
+                    Some(sc) => run(format!("{prefix}.shortcut"), sc, x, r),
                     None => x,
                 };
                 x = relu(out.add(short));
@@ -173,7 +181,7 @@ impl Net for ResNet {
         }
         let [n, c, _, _] = x.dims();
         let pooled = adaptive_avg_pool2d(x, [1, 1]).reshape([n, c]); // [batch, c]
-        NetOutput { logits: self.linear.forward(pooled), gammas }
+        router.finish(self.linear.forward(pooled), gammas)
     }
 
     fn blocks(&self) -> Vec<(String, &ConvBlock)> {

@@ -77,12 +77,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), 
 /// # Errors
 /// [`StoreError`] naming the file.
 pub fn save_module<M: Module>(module: &M, path: &Path) -> Result<(), StoreError> {
+    save_module_with_mode(module, path, None)
+}
+
+/// [`save_module`] with Unix permissions `mode` (`Some(0o600)` for a record holding private
+/// passports: the owner's model, its checkpoints).
+///
+/// # Errors
+/// [`StoreError`] naming the file.
+pub fn save_module_with_mode<M: Module>(module: &M, path: &Path, mode: Option<u32>) -> Result<(), StoreError> {
     let bytes = module
         .clone()
         .into_record()
         .into_bytes()
         .map_err(|e| StoreError::Corrupt { path: path.into(), message: e.to_string() })?;
-    write_atomic(path, &bytes, None)
+    write_atomic(path, &bytes, mode)
 }
 
 /// Loads the record at `path` into `module`, which must have the same structure.

@@ -1,10 +1,19 @@
 //! The conv block every architecture is built from: conv → norm → affine → ReLU, where the
 //! affine scale γ and shift β are either learnt parameters (a normal block) or computed from
-//! the block's passports through its own conv weights (a passport layer, scheme V1).
+//! the block's passports through its own conv weights (a passport layer).
 //!
 //! For a passport layer, with scale passport `P_γ` (`skey`) and bias passport `P_β` (`key`):
 //! `γ = mean_{n,h,w} conv(P_γ; W)`, `β = mean_{n,h,w} conv(P_β; W)`,
 //! `out = ReLU(γ ⊙ norm(conv(x; W)) + β)`.
+//!
+//! The same type serves both passport schemes:
+//! - **public passports (V1)**: one path, the passport-derived one;
+//! - **private passports (V2/V3)**: a *public* path with learnt γ_pub/β_pub (the norm's own
+//!   affine parameters, init 1 and 0) and a *private* path whose γ/β come from the passports.
+//!   Each path keeps its own normalisation statistics (`bn` for the public path, `private_bn`
+//!   for the private one, as Passport-aware Normalization does), so neither path is evaluated
+//!   with statistics of the other. The public path alone is an ordinary conv block: dropping the
+//!   passports and `private_bn` leaves the model a licensee runs.
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -37,6 +46,10 @@ pub struct ConvBlockConfig {
     /// `U(-1, 1)` tensors of shape `[1, in_channels, h, w]`. `None`: a normal block.
     #[config(default = "None")]
     pub passport: Option<[usize; 2]>,
+    /// With `passport`: a private passport layer (V2/V3) with a public path beside the
+    /// passport path. Ignored for a normal block.
+    #[config(default = false)]
+    pub private: bool,
 }
 
 impl ConvBlockConfig {
@@ -58,7 +71,9 @@ impl ConvBlockConfig {
                 fan_out_only: true,
             })
             .init(device);
-        let affine = !passport && self.norm != NormKind::None;
+        let private = passport && self.private;
+        // The public path of a private layer is a normal block's affine norm.
+        let affine = (!passport && self.norm != NormKind::None) || private;
         let random_passport = |[h, w]: [usize; 2]| {
             let t = Tensor::random([1, self.in_channels, h, w], Distribution::Uniform(-1.0, 1.0), device);
             Param::from_tensor(t).set_require_grad(false)
@@ -68,15 +83,33 @@ impl ConvBlockConfig {
             bn: Norm::new(self.norm, self.out_channels, affine, device),
             key: self.passport.map(random_passport),
             skey: self.passport.map(random_passport),
+            private_bn: private.then(|| Norm::new(self.norm, self.out_channels, false, device)),
         }
     }
+}
+
+/// Which path of a private passport layer a forward pass takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Route {
+    /// The path that needs no secret: γ_pub/β_pub of a private layer. A public-passport (V1)
+    /// layer and a normal block have only this path.
+    #[default]
+    Public,
+    /// The passport path of a private layer (the same as `Public` for every other block).
+    Private,
+    /// Both at once: the batch holds the public path's activations in its first half and the
+    /// private path's in its second, each half normalised with its own statistics, so one
+    /// forward computes both paths and a shared prefix feeds them.
+    Both,
 }
 
 /// A conv block: `ReLU(affine(norm(conv(x))))`.
 ///
 /// State-dict paths mirror the reference implementation: `conv.weight`, `bn.weight`,
 /// `bn.running_mean`, and for a passport layer `key` (the bias passport `P_β`) and `skey` (the
-/// scale passport `P_γ`). Passports are saved with the model and never trained.
+/// scale passport `P_γ`). Passports are saved with the owner's model and never trained. A
+/// private layer (V2/V3) adds `private_bn`, the private path's normalisation statistics; its
+/// `bn` then holds γ_pub/β_pub and the public path's statistics.
 #[derive(Module, Debug)]
 pub struct ConvBlock {
     /// The convolution.
@@ -87,6 +120,8 @@ pub struct ConvBlock {
     pub key: Option<Param<Tensor<4>>>,
     /// Scale passport `P_γ`, `[n, in_channels, h, w]`.
     pub skey: Option<Param<Tensor<4>>>,
+    /// Normalisation statistics of the private path (private passport layers only).
+    pub private_bn: Option<Norm>,
 }
 
 /// What a block's forward returns.
@@ -142,16 +177,65 @@ impl ConvBlock {
         }
     }
 
-    /// Applies the block.
+    /// Whether this block is a private passport layer (V2/V3): a public path beside the
+    /// passport path.
+    pub fn is_private(&self) -> bool {
+        self.private_bn.is_some()
+    }
+
+    /// The norm and the caller-supplied affine (passport γ/β, else the norm's own) of a path.
+    fn path(&self, route: Route, passport: &Option<(Tensor<1>, Tensor<1>)>) -> (&Norm, Option<(Tensor<1>, Tensor<1>)>) {
+        match (&self.private_bn, route) {
+            (Some(private), Route::Private) => (private, passport.clone()),
+            (Some(_), _) => (&self.bn, None),
+            (None, _) => (&self.bn, passport.clone()),
+        }
+    }
+
+    /// Applies the block's public path (the only path of a normal or V1 block).
     ///
     /// # Shapes
     /// - `x`: `[batch, in_channels, h, w]`
     /// - output `out`: `[batch, out_channels, h', w']`; `gamma`: `[out_channels]`
     pub fn forward(&self, x: Tensor<4>) -> BlockOutput {
+        self.forward_route(x, Route::Public)
+    }
+
+    /// Applies the block along `route`. `gamma` is the passport-derived γ whenever the passport
+    /// path ran (always for V1, for `Private` and `Both` in a private layer).
+    ///
+    /// With [`Route::Both`], `x` holds `2·b` images: the public path's `b` then the private
+    /// path's `b`. The conv runs once over both halves; each half is normalised with its own
+    /// path's norm and batch statistics (batch norm), exactly as two separate passes would.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, h, w]`
+    /// - output `out`: `[batch, out_channels, h', w']`; `gamma`: `[out_channels]`
+    pub fn forward_route(&self, x: Tensor<4>, route: Route) -> BlockOutput {
         let y = self.conv.forward(x); // [batch, out_channels, h', w']
-        let affine = self.passport_gamma_beta();
-        let gamma = affine.as_ref().map(|(g, _)| g.clone());
-        BlockOutput { out: relu(self.bn.forward(y, affine)), gamma }
+        let passport = self.passport_gamma_beta();
+        let gamma = match (self.is_private(), route) {
+            (true, Route::Public) => None,
+            _ => passport.as_ref().map(|(g, _)| g.clone()),
+        };
+        // Batch statistics and a private layer's two affines both differ between halves.
+        let split = route == Route::Both && (self.is_private() || self.bn.kind == NormKind::Bn);
+        let out = if split {
+            let half = y.dims()[0] / 2;
+            let halves = [(Route::Public, y.clone().narrow(0, 0, half)), (Route::Private, y.narrow(0, half, half))];
+            let parts = halves
+                .into_iter()
+                .map(|(r, part)| {
+                    let (norm, affine) = self.path(r, &passport);
+                    norm.forward(part, affine)
+                })
+                .collect();
+            Tensor::cat(parts, 0)
+        } else {
+            let (norm, affine) = self.path(route, &passport);
+            norm.forward(y, affine)
+        };
+        BlockOutput { out: relu(out), gamma }
     }
 
     /// Replaces the passports (`key` = `P_β`, `skey` = `P_γ`), e.g. with ones sampled from a
@@ -179,20 +263,59 @@ impl ConvBlock {
         Ok(self)
     }
 
-    /// Folds a passport layer into a normal block: the norm becomes affine with `γ, β` set to the
-    /// passport-derived values, and the passports are dropped. A normal block is returned as is.
-    ///
-    /// The folded block computes the same function, with no passport work per batch: it is how a
-    /// passport model is evaluated, fine-tuned, or handed to an attacker who lacks the passports.
+    /// Folds a passport layer into a normal block computing its public path (see
+    /// [`ConvBlock::fold_route`]).
     pub fn fold(self) -> Self {
+        self.fold_route(Route::Public)
+    }
+
+    /// Folds a passport layer into a normal block that computes the function of `route`, with
+    /// no passport work per batch and no passport tensor left: a V1 layer's norm becomes affine
+    /// with the passport-derived γ/β; a private layer keeps the public norm (`Public`) or takes
+    /// the private statistics with the passport-derived γ/β (`Private`). A normal block is
+    /// returned as is.
+    ///
+    /// The result has the structure of a block of a model built without passports (for norm
+    /// `none`, γ and β are folded into the conv weight and bias), so its record loads into the
+    /// normal model of the same architecture. It is how a passport model is evaluated,
+    /// published, fine-tuned, or handed to an attacker who lacks the passports.
+    pub fn fold_route(self, route: Route) -> Self {
         let Some((gamma, beta)) = self.passport_gamma_beta() else {
             return self;
         };
-        let mut bn = self.bn;
-        bn.weight = Some(Param::from_tensor(gamma.detach()));
-        bn.bias = Some(Param::from_tensor(beta.detach()));
-        Self { conv: self.conv, bn, key: None, skey: None }
+        let (norm, affine) = match (self.private_bn, route) {
+            (Some(private), Route::Private | Route::Both) => (private, Some((gamma, beta))),
+            (Some(_), Route::Public) => (self.bn, None),
+            (None, _) => (self.bn, Some((gamma, beta))),
+        };
+        into_normal(self.conv, norm, affine)
     }
+}
+
+/// A normal block from a conv, a norm and the affine to give it (`None`: keep the norm's own).
+fn into_normal(mut conv: Conv2d, mut norm: Norm, affine: Option<(Tensor<1>, Tensor<1>)>) -> ConvBlock {
+    let affine = affine.or_else(|| match (norm.weight.take(), norm.bias.take()) {
+        (Some(w), Some(b)) => Some((w.val(), b.val())),
+        _ => None,
+    });
+    if let Some((gamma, beta)) = affine {
+        let (gamma, beta) = (gamma.detach(), beta.detach());
+        if norm.kind == NormKind::None {
+            // A normal block without norm has a conv bias and no affine: fold γ/β into the conv.
+            let c = gamma.dims()[0];
+            let weight = conv.weight.val().mul(gamma.clone().reshape([c, 1, 1, 1]));
+            let bias = match &conv.bias {
+                Some(b) => b.val().mul(gamma).add(beta),
+                None => beta,
+            };
+            conv.weight = Param::from_tensor(weight);
+            conv.bias = Some(Param::from_tensor(bias));
+        } else {
+            norm.weight = Some(Param::from_tensor(gamma));
+            norm.bias = Some(Param::from_tensor(beta));
+        }
+    }
+    ConvBlock { conv, bn: norm, key: None, skey: None, private_bn: None }
 }
 
 #[cfg(test)]

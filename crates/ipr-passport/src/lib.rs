@@ -35,7 +35,7 @@ mod norm;
 mod sampling;
 mod signature;
 
-pub use block::{BlockOutput, ConvBlock, ConvBlockConfig};
+pub use block::{BlockOutput, ConvBlock, ConvBlockConfig, Route};
 pub use error::PassportError;
 pub use loss::{GAMMA_DECAY, SIGN_MARGIN, sign_loss};
 pub use norm::{Norm, NormKind};

@@ -12,6 +12,11 @@ pub enum Scheme {
     V0,
     /// Public passports: every passport layer's γ/β come from passports shipped with the model.
     V1,
+    /// Private passports: a public path needing no passport, and a private passport path kept
+    /// by the owner; both trained together.
+    V2,
+    /// V2 plus a trigger-set watermark learnt by both paths, for black-box checks.
+    V3,
 }
 
 impl Scheme {
@@ -20,7 +25,19 @@ impl Scheme {
         match self {
             Scheme::V0 => "v0",
             Scheme::V1 => "v1",
+            Scheme::V2 => "v2",
+            Scheme::V3 => "v3",
         }
+    }
+
+    /// Whether the scheme has passport layers.
+    pub fn has_passports(self) -> bool {
+        self != Scheme::V0
+    }
+
+    /// Whether the passport layers are private (a public path beside the passport path).
+    pub fn is_private(self) -> bool {
+        matches!(self, Scheme::V2 | Scheme::V3)
     }
 }
 

@@ -3,6 +3,7 @@
 use burn::prelude::*;
 use ipr_data::{DataError, Loader};
 use ipr_models::Net;
+use ipr_passport::Route;
 use serde::{Deserialize, Serialize};
 
 use crate::objective::cross_entropy;
@@ -38,10 +39,10 @@ pub fn evaluate<M: Net>(model: &M, loader: &Loader, device: &Device) -> Result<E
     Ok(EvalResult { loss: loss / count_f, accuracy: correct as f64 / count_f, count })
 }
 
-/// The model as it is evaluated: no autodiff, batch norm on running statistics, and every
-/// passport layer folded so γ/β are computed once rather than per batch.
-pub fn eval_form<M: Net>(model: &M) -> M {
-    model.valid().fold()
+/// The model as it is evaluated along `route`: no autodiff, batch norm on running statistics,
+/// and every passport layer folded so γ/β are computed once rather than per batch.
+pub fn eval_form<M: Net>(model: &M, route: Route) -> M {
+    model.valid().fold_route(route)
 }
 
 /// Number of rows of `logits` whose arg-max is the label.

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use ipr_models::{LayerSignature, Net};
-use ipr_passport::sign_loss;
+use ipr_passport::{Route, sign_loss};
 
 /// The loss of one step and the logits it was computed from.
 pub struct StepOutput {
@@ -32,7 +32,13 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     logp.gather(1, labels.reshape([n, 1])).mean().neg()
 }
 
-/// Schemes V0 and V1: `CE + Σ_layers L_s(γ_l, b_l)` (no sign loss when there are no passports).
+/// Every scheme's objective: `CE + Σ_layers L_s(γ_l, b_l)` for V0 (no sign loss, no passports)
+/// and V1, and `CE(public) + CE(private) + Σ_layers L_s(γ_l, b_l)` for a model with private
+/// passport layers (V2, and V3, whose batches carry trigger images).
+///
+/// The forward takes [`Route::Both`]: for a private model the layers before the first private
+/// layer run once and feed both paths, and one backward covers both losses; for any other model
+/// it is the ordinary forward.
 pub struct PassportObjective {
     /// `(path, ±1 bits)` per passport layer.
     bits: Vec<(String, Tensor<1>)>,
@@ -52,8 +58,11 @@ impl PassportObjective {
 
 impl<M: Net> Objective<M> for PassportObjective {
     fn step(&self, model: &M, images: Tensor<4>, labels: Tensor<1, Int>) -> StepOutput {
-        let out = model.forward(images);
-        let mut loss = cross_entropy(out.logits.clone(), labels);
+        let out = model.forward_route(images, Route::Both, &mut |_, _| {});
+        let mut loss = cross_entropy(out.logits.clone(), labels.clone());
+        if let Some(private) = out.private_logits {
+            loss = loss.add(cross_entropy(private, labels));
+        }
         if self.alpha > 0.0 {
             for (path, gamma) in out.gammas {
                 if let Some((_, bits)) = self.bits.iter().find(|(p, _)| *p == path) {

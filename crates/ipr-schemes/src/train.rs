@@ -14,7 +14,8 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use ipr_data::Loader;
-use ipr_models::{LayerSignature, Net, load_module, save_module, write_atomic};
+use ipr_models::{LayerSignature, Net, load_module, save_module_with_mode, write_atomic};
+use ipr_passport::Route;
 use serde::{Deserialize, Serialize};
 
 use ipr_verify::check_signatures;
@@ -35,8 +36,10 @@ pub struct EpochRow {
     pub train_acc: f64,
     /// Test loss.
     pub test_loss: f64,
-    /// Test accuracy.
+    /// Test accuracy (the public path of a private passport model).
     pub test_acc: f64,
+    /// Test accuracy of the private path (private passport models only).
+    pub private_acc: Option<f64>,
     /// Mean signature detection rate over passport layers (none without passport layers).
     pub detection: Option<f64>,
     /// Wall time of the epoch in seconds, evaluation included.
@@ -142,7 +145,13 @@ pub fn train<M: Net>(
         // One evaluation snapshot (no autodiff, running statistics synced) serves the test
         // evaluation, the detection, and the files written below.
         let snapshot = model.valid();
-        let test = evaluate(&snapshot.clone().fold(), data.test, &device.clone().without_autodiff())?;
+        let eval_device = device.clone().without_autodiff();
+        let test = evaluate(&snapshot.clone().fold_route(Route::Public), data.test, &eval_device)?;
+        let private_acc = snapshot
+            .is_private()
+            .then(|| evaluate(&snapshot.clone().fold_route(Route::Private), data.test, &eval_device))
+            .transpose()?
+            .map(|r| r.accuracy);
         let detection = (!signatures.is_empty()).then(|| check_signatures(&snapshot, signatures).mean_rate());
         let row = EpochRow {
             epoch: epoch + 1,
@@ -151,22 +160,24 @@ pub fn train<M: Net>(
             train_acc: correct as f64 / seen.max(1) as f64,
             test_loss: test.loss,
             test_acc: test.accuracy,
+            private_acc,
             detection,
             seconds: started.elapsed().as_secs_f64(),
         };
         tracing::info!(
-            "epoch {}/{}: loss {:.4} train {:.2}% test {:.2}%{} ({:.0}s)",
+            "epoch {}/{}: loss {:.4} train {:.2}% test {:.2}%{}{} ({:.0}s)",
             row.epoch,
             config.epochs,
             row.train_loss,
             100.0 * row.train_acc,
             100.0 * row.test_acc,
+            row.private_acc.map_or(String::new(), |a| format!(" private {:.2}%", 100.0 * a)),
             row.detection.map_or(String::new(), |d| format!(" detection {:.1}%", 100.0 * d)),
             row.seconds
         );
         if row.test_acc > state.best_acc {
             state.best_acc = row.test_acc;
-            save_module(&snapshot, &dir.join("best.bpk"))?;
+            save_module_with_mode(&snapshot, &dir.join("best.bpk"), secret_mode(&snapshot))?;
         }
         state.history.push(row);
         state.epochs_done = epoch + 1;
@@ -201,6 +212,11 @@ pub fn train_step<M: Net>(
     (optim.step(lr, model, grads), value, hits)
 }
 
+/// Owner-only permissions for a record holding private passports.
+fn secret_mode<M: Net>(model: &M) -> Option<u32> {
+    model.is_private().then_some(0o600)
+}
+
 fn progress_bar(len: u64, epoch: usize, epochs: usize) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -222,7 +238,7 @@ fn commit_checkpoint<M: Net>(
 ) -> Result<(), SchemeError> {
     let ckpt = checkpoint_dir(dir);
     let e = state.epochs_done;
-    save_module(snapshot, &ckpt.join(format!("epoch-{e}.bpk")))?;
+    save_module_with_mode(snapshot, &ckpt.join(format!("epoch-{e}.bpk")), secret_mode(snapshot))?;
     let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
     let bytes = optim.into_bytes().map_err(|err| file_err("encode", &optim_path, err))?;
     write_atomic(&optim_path, &bytes, None)?;

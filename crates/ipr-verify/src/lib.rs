@@ -34,7 +34,7 @@ mod stats;
 
 pub use stats::log10_binomial_tail;
 
-use ipr_models::{LayerSignature, Net};
+use ipr_models::{LayerPassports, LayerSignature, Net};
 use ipr_passport::{decode_text, matching_bits};
 use serde::{Deserialize, Serialize};
 
@@ -85,15 +85,39 @@ impl SignatureReport {
 /// A claimed layer the model lacks counts as matching no bits.
 pub fn check_signatures<M: Net>(model: &M, claim: &[LayerSignature]) -> SignatureReport {
     let blocks = model.blocks();
+    report(claim, |path| {
+        blocks.iter().find(|(p, _)| p == path).and_then(|(_, b)| b.gamma()).map(values).unwrap_or_default()
+    })
+}
+
+/// Computes `γ = mean conv(P_γ; W)` of every claimed layer from the owner's passports and the
+/// layer's conv weights in `model` (any form: the public model of a private scheme included)
+/// and compares its signs with the claim. A claimed layer without passports, or one the model
+/// lacks or whose passports do not fit it, matches no bits.
+pub fn check_passports<M: Net>(model: &M, passports: &[LayerPassports], claim: &[LayerSignature]) -> SignatureReport {
+    let blocks = model.blocks();
+    let device = model.devices().first().cloned().unwrap_or_else(burn::prelude::Device::flex);
+    report(claim, |path| {
+        let block = blocks.iter().find(|(p, _)| p == path).map(|(_, b)| *b);
+        let passport = passports.iter().find(|p| p.path == path);
+        match (block, passport.and_then(|p| p.tensors(&device))) {
+            (Some(block), Some((_, skey))) if skey.dims()[1] == block.in_channels() => {
+                values(block.passport_affine(skey))
+            }
+            _ => Vec::new(),
+        }
+    })
+}
+
+fn values(t: burn::prelude::Tensor<1>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+}
+
+fn report(claim: &[LayerSignature], mut gamma_of: impl FnMut(&str) -> Vec<f32>) -> SignatureReport {
     let layers: Vec<LayerReport> = claim
         .iter()
         .map(|l| {
-            let gamma: Vec<f32> = blocks
-                .iter()
-                .find(|(p, _)| *p == l.path)
-                .and_then(|(_, b)| b.gamma())
-                .and_then(|g| g.into_data().convert::<f32>().try_to_vec::<f32>().ok())
-                .unwrap_or_default();
+            let gamma = gamma_of(&l.path);
             let matched = matching_bits(&gamma, &l.signature);
             let bits = l.signature.len();
             LayerReport {

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use ipr_attacks::{ForgeRow, ForgeSource, forge};
 use ipr_models::Net;
+use ipr_passport::Route;
 use ipr_schemes::{eval_form, evaluate};
 use serde::Serialize;
 
@@ -35,7 +36,7 @@ pub fn run<M: Net>(
     let bundle = owner_bundle(&src, from)?;
     let pretrained = pretrained.map(|p| rebuild::<M>(&ctx.stage_dir(p), &ctx.device)).transpose()?.map(|(m, _)| m);
     let test = ctx.data.test_loader()?;
-    let genuine = evaluate(&eval_form(&model), &test, &ctx.device)?.accuracy;
+    let genuine = evaluate(&eval_form(&model, Route::Private), &test, &ctx.device)?.accuracy;
     // Different images than the owner's own sample: another seed for the sample stream.
     let samples = ctx.data.passport_samples(ctx.plan.seed ^ 0x00f0_46e5)?;
     let rows = forge(&model, pretrained.as_ref(), source, draws, &samples, &test, &bundle.layers, ctx.plan.seed, &ctx.device)?;

@@ -91,9 +91,25 @@ pub fn rebuild<M: Net>(dir: &Path, device: &Device) -> Result<(M, ModelCard)> {
     })?;
     let card: ModelCard = serde_json::from_str(&text)
         .with_context(|| format!("`{}` is not a model card; re-run its train stage", card_path.display()))?;
-    let layout = Layout::from_entries(card.passport_layers.iter().map(|p| (p.clone(), SignatureSpec::Random)));
+    let private = matches!(card.scheme.as_str(), "v2" | "v3");
+    let layout = Layout::from_entries(card.passport_layers.iter().map(|p| (p.clone(), SignatureSpec::Random)))
+        .with_private(private);
     let model = M::init(&card.model, &layout, device)?;
     let model = load_module(model, &dir.join("model.bpk"))?;
+    Ok((model, card))
+}
+
+/// Reads the public model of a V2/V3 train stage (`public.bpk`) into the model of its
+/// architecture built without passports, as a licensee runs it.
+pub fn rebuild_public<M: Net>(dir: &Path, device: &Device) -> Result<(M, ModelCard)> {
+    let card_path = dir.join("public.json");
+    let text = fs::read_to_string(&card_path).with_context(|| {
+        format!("cannot read `{}`: only a v2/v3 train stage writes a public model", card_path.display())
+    })?;
+    let card: ModelCard = serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is not a model card; re-run its train stage", card_path.display()))?;
+    let model = M::init(&card.model, &Layout::none(), device)?;
+    let model = load_module(model, &dir.join("public.bpk"))?;
     Ok((model, card))
 }
 
@@ -101,7 +117,7 @@ pub fn rebuild<M: Net>(dir: &Path, device: &Device) -> Result<(M, ModelCard)> {
 pub fn owner_bundle(dir: &Path, stage: &str) -> Result<OwnerBundle> {
     let path = dir.join("owner.json");
     if !path.exists() {
-        bail!("stage `{stage}` has no owner bundle (`{}`): only a passport scheme (v1) has a signature to verify or attack", path.display());
+        bail!("stage `{stage}` has no owner bundle (`{}`): only a passport scheme (v1, v2, v3) has a signature to verify or attack", path.display());
     }
     Ok(OwnerBundle::load(&path)?)
 }

@@ -4,11 +4,12 @@ use std::path::Path;
 
 use anyhow::Result;
 use ipr_models::{Net, weights_digest};
+use ipr_passport::Route;
 use ipr_schemes::{eval_form, evaluate};
-use ipr_verify::check_signatures;
+use ipr_verify::{check_passports, check_signatures};
 use serde::Serialize;
 
-use super::{Ctx, owner_bundle, rebuild, write_json};
+use super::{Ctx, owner_bundle, rebuild, rebuild_public, write_json};
 
 #[derive(Serialize)]
 struct Summary {
@@ -23,9 +24,15 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, from: &str, dir: &Path) -> Result<String> {
     let src = ctx.stage_dir(from);
     let (model, _) = rebuild::<M>(&src, &ctx.device)?;
     let bundle = owner_bundle(&src, from)?;
-    let weights_match_bundle = weights_digest(&model) == bundle.weights_sha256;
-    let signature = check_signatures(&model, &bundle.layers);
-    let accuracy = evaluate(&eval_form(&model), &ctx.data.test_loader()?, &ctx.device)?.accuracy;
+    // V1: the distributed model carries the passports. V2/V3: the distributed model is the
+    // public one, and the passports come from the owner's bundle.
+    let (weights_match_bundle, signature) = if bundle.passports.is_empty() {
+        (weights_digest(&model) == bundle.weights_sha256, check_signatures(&model, &bundle.layers))
+    } else {
+        let (public, _) = rebuild_public::<M>(&src, &ctx.device)?;
+        (weights_digest(&public) == bundle.weights_sha256, check_passports(&public, &bundle.passports, &bundle.layers))
+    };
+    let accuracy = evaluate(&eval_form(&model, Route::Private), &ctx.data.test_loader()?, &ctx.device)?.accuracy;
     let summary = Summary {
         from: from.into(),
         weights_match_bundle,
