@@ -10,6 +10,7 @@ mod data;
 mod device;
 mod plan;
 mod stages;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +38,33 @@ enum Command {
         /// Folder the plan's run folder is created in (default: `runs/` in the workspace).
         #[arg(long, value_name = "DIR")]
         runs: Option<PathBuf>,
+    },
+    /// Check an ownership claim: a model file against an owner bundle. Exit status 0: owned;
+    /// 1: not owned or inconclusive; 2: an error.
+    Verify {
+        /// The model: a record written by this tool (a V1 model, a V2/V3 public model, or an
+        /// owner's model) or a state dict saved by the PyTorch reference (`.pth`).
+        #[arg(long, value_name = "PATH")]
+        model: PathBuf,
+        /// The owner bundle (`owner.json`). Optional for a PyTorch checkpoint, whose own
+        /// passports and signatures are then used.
+        #[arg(long, value_name = "PATH")]
+        owner: Option<PathBuf>,
+        /// Test data for the fidelity check: fashion-mnist, mnist, cifar10 or cifar100.
+        #[arg(long, value_name = "DATASET")]
+        data: Option<String>,
+        /// The dataset's folder (default: the plans' default for that dataset).
+        #[arg(long, value_name = "DIR")]
+        data_root: Option<PathBuf>,
+        /// A trigger set (pics/ and labels-cifar.txt) for the black-box check; needs --data.
+        #[arg(long, value_name = "DIR")]
+        trigger: Option<PathBuf>,
+        /// Forged-passport draws in the fidelity check.
+        #[arg(long, default_value_t = 5)]
+        forged: usize,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Make data files.
     Data {
@@ -110,7 +138,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -118,8 +146,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Verify { model, owner, data, data_root, trigger, forged, json } => {
+            let data = data
+                .map(|name| {
+                    serde_json::from_value::<plan::DatasetKind>(serde_json::Value::String(name.clone())).map_err(|_| {
+                        anyhow::anyhow!("--data {name}: unknown dataset; use fashion-mnist, mnist, cifar10 or cifar100")
+                    })
+                })
+                .transpose()?;
+            let request = verify::Request { model, owner, data, data_root, trigger, forged, json };
+            Ok(match verify::run(&request)? {
+                ipr_verify::Decision::Owned => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
+            })
+        }
         Command::Run { plan, force, runs } => {
             let root = project_root();
             let plan = plan::Plan::load(&plan, &root)?;
@@ -129,19 +171,19 @@ fn run(cli: Cli) -> Result<()> {
             for h in headlines {
                 println!("  {:<12} {:<7} {}", h.stage, h.kind, h.result);
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Data { what: DataCommand::TriggerSet { n, size, channels, classes, seed, out, force } } => {
             let config = ipr_data::TriggerSetConfig { n, size, channels, num_classes: classes, seed };
             let set = ipr_data::generate_trigger_set(&config)?;
             ipr_data::write_trigger_set(&set, &out, force)?;
             println!("trigger set of {n} images ({channels}×{size}×{size}, labels 0..{classes}) written to {}", out.display());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench { device, steps, batch, out } => {
             anyhow::ensure!(steps > 0 && batch > 0, "--steps and --batch must be at least 1");
             bench::run(&device, steps, batch, &out)?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

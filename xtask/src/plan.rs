@@ -76,6 +76,36 @@ pub struct DataSection {
     pub workers: usize,
 }
 
+impl DataSection {
+    /// A section reading the whole test split of `dataset` from `root` (or its default folder).
+    pub fn new(dataset: DatasetKind, root: Option<PathBuf>, project: &Path) -> Self {
+        let mut section = Self {
+            dataset,
+            root,
+            train_subset: None,
+            train_per_class: None,
+            test_subset: None,
+            test_per_class: None,
+            augment: true,
+            workers: 1,
+        };
+        section.resolve_root(project);
+        section
+    }
+
+    /// Makes `root` absolute (relative to `project`), or sets the dataset's default folder.
+    fn resolve_root(&mut self, project: &Path) {
+        self.root = match (self.root.take(), self.dataset) {
+            (Some(r), _) if r.is_relative() => Some(project.join(r)),
+            (Some(r), _) => Some(r),
+            (None, DatasetKind::FashionMnist | DatasetKind::Mnist) => Some(PathBuf::from(ipr_data::FASHION_MNIST_DIR)),
+            (None, DatasetKind::Cifar10) => Some(project.join("data/cifar10")),
+            (None, DatasetKind::Cifar100) => Some(project.join("data/cifar100")),
+            (None, DatasetKind::ImageFolder | DatasetKind::Synthetic) => None,
+        };
+    }
+}
+
 /// `[model]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -453,14 +483,7 @@ impl Plan {
             bail!("plan `{file}`, key `device`: \"{}\" is not a device; use \"cpu\", \"cuda\", \"cuda:N\" or \"vulkan\"", raw.device);
         }
         let mut data = raw.data;
-        data.root = match (data.root.take(), data.dataset) {
-            (Some(r), _) if r.is_relative() => Some(root.join(r)),
-            (Some(r), _) => Some(r),
-            (None, DatasetKind::FashionMnist | DatasetKind::Mnist) => Some(PathBuf::from(ipr_data::FASHION_MNIST_DIR)),
-            (None, DatasetKind::Cifar10) => Some(root.join("data/cifar10")),
-            (None, DatasetKind::Cifar100) => Some(root.join("data/cifar100")),
-            (None, DatasetKind::ImageFolder | DatasetKind::Synthetic) => None,
-        };
+        data.resolve_root(root);
         Ok(Plan { name: raw.name, seed: raw.seed, device: raw.device, data, model: raw.model, stages })
     }
 }

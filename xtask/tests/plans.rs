@@ -91,15 +91,18 @@ fn small_plan_on_real_fashion_mnist_runs_then_skips() {
     // The baseline has no owner bundle; the verify stage reads the V1 bundle.
     assert!(!dir.join("baseline/owner.json").exists());
     let verify = json(&dir.join("verify/summary.json"));
-    assert_eq!(verify["weights_match_bundle"], true);
+    assert_eq!(verify["weights_match"], true);
     let total = verify["signature"]["total"].as_u64().unwrap();
     assert_eq!(total, 48 + 32 + 32, "bits of features 4, 5, 6 at width 1/8");
+    assert!(verify["fidelity"]["genuine_acc"].as_f64().is_some(), "{verify}");
     let baseline = json(&dir.join("baseline/summary.json"));
     assert!(baseline["test_acc"].as_f64().unwrap() > 0.2, "{baseline}");
     let forge = json(&dir.join("forge/summary.json"));
     assert_eq!(forge["forged"].as_array().unwrap().len(), 2);
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.contains("| baseline | train |") && report.contains("forged passports"), "{report}");
+
+    verify_cli(&dir.join("v1/model.bpk"), &dir.join("v1/owner.json"), tmp.path());
 
     // A second run finds every stage complete and redoes nothing.
     let again = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
@@ -215,7 +218,13 @@ fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
     assert_eq!(trigger["images"], 40);
     assert!(trigger["public_acc"].as_f64().is_some() && trigger["control"][0] == "baseline", "{trigger}");
     let verify = json(&runs.join("private/verify/summary.json"));
-    assert_eq!(verify["weights_match_bundle"], true, "{verify}");
+    assert_eq!(verify["weights_match"], true, "{verify}");
+    assert_eq!(verify["black_box"]["images"], 40, "{verify}");
+    // A third party holds the public model and the owner bundle.
+    let cli = xtask(&["verify", "--model", dir.join("public.bpk").to_str().unwrap(), "--owner", dir.join("owner.json").to_str().unwrap(), "--json"]);
+    assert!(cli.status.code() == Some(0) || cli.status.code() == Some(1), "{}", text(&cli));
+    let verdict: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(verdict["verdict"]["signature"], verify["signature"], "the CLI and the verify stage disagree");
     assert_eq!(verify["signature"]["total"], 48 + 32 + 32);
     assert!(verify["signature"]["agreement"].as_f64().unwrap() > 0.9, "{verify}");
 }
@@ -242,5 +251,64 @@ fn trigger_set_mistakes_are_clear_errors() {
             assert!(msg.contains(needle), "{what}: `{needle}` not in: {msg}");
         }
         assert!(!msg.contains("panicked") && !msg.contains("RUST_BACKTRACE"), "{what}: {msg}");
+    }
+}
+
+/// `cargo xtask verify` on a V1 model: its own bundle proves ownership (exit 0); a bundle with
+/// other signatures is chance (exit 1, p near 1/2); broken inputs are errors (exit 2).
+fn verify_cli(model: &Path, owner: &Path, tmp: &Path) {
+    let (model_arg, owner_arg) = (model.to_str().unwrap(), owner.to_str().unwrap());
+    let out = xtask(&["verify", "--model", model_arg, "--owner", owner_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("verdict: OWNED") && text(&out).contains("\"IPR\""), "{}", text(&out));
+
+    // Another owner's claim: the same layers, other (pseudo-random) signature bits.
+    let mut bundle = json(owner);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for layer in bundle["layers"].as_array_mut().unwrap() {
+        layer["signature"]["text"] = serde_json::Value::Null;
+        for bit in layer["signature"]["bits"].as_array_mut().unwrap() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *bit = serde_json::json!(if state & 1 == 1 { 1 } else { -1 });
+        }
+    }
+    let other = tmp.join("other-owner.json");
+    write_secret(&other, &serde_json::to_vec(&bundle).unwrap());
+    let out = xtask(&["verify", "--model", model_arg, "--owner", other.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["verdict"]["decision"], "NotOwned", "{verdict}");
+    let p = verdict["verdict"]["signature"]["log10_false_claim"].as_f64().unwrap();
+    assert!(p > -2.0, "log10 p = {p}");
+
+    // Broken inputs: exit 2 with a message naming the file, never a panic.
+    let truncated = tmp.join("truncated.bpk");
+    let bytes = std::fs::read(model).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    bundle["model"]["arch"] = serde_json::json!("resnet18");
+    let foreign = tmp.join("resnet-owner.json");
+    write_secret(&foreign, &serde_json::to_vec(&bundle).unwrap());
+    let cases = [
+        (truncated.to_str().unwrap(), owner_arg, "truncated.bpk"),
+        (model_arg, foreign.to_str().unwrap(), "resnet18"),
+        (model_arg, "/nonexistent/owner.json", "/nonexistent/owner.json"),
+        (owner_arg, owner_arg, "owner.json"),
+    ];
+    for (m, o, needle) in cases {
+        let out = xtask(&["verify", "--model", m, "--owner", o]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{m} / {o}: {msg}");
+        assert!(msg.contains(needle) && !msg.contains("panicked"), "{m} / {o}: {msg}");
+    }
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 }

@@ -4,10 +4,8 @@
 //! `U(-1, 1)` noise; each of `draws` draws is evaluated on the test split.
 
 use burn::prelude::*;
-use burn::tensor::Distribution;
-use burn::module::Param;
 use ipr_data::Loader;
-use ipr_models::{LayerSignature, Net, sample_passports};
+use ipr_models::{LayerSignature, Net, noise_passports, sample_passports};
 use ipr_passport::Route;
 use ipr_schemes::{eval_form, evaluate};
 use ipr_verify::check_signatures;
@@ -73,19 +71,7 @@ pub fn forge<M: Net>(
                 let (for_gamma, for_beta) = (next()?, next()?);
                 sample_passports(model.clone(), &pretrained.valid(), for_gamma, for_beta, &mut rng)?
             }
-            ForgeSource::Noise => {
-                device.seed(seed.wrapping_add(draw as u64));
-                model.clone().try_map_blocks::<AttackError>(&mut |_, mut block| {
-                    let noise = |p: &Option<Param<Tensor<4>>>| {
-                        p.as_ref().map(|p| {
-                            let t = Tensor::random(p.val().dims(), Distribution::Uniform(-1.0, 1.0), device);
-                            Param::from_tensor(t).set_require_grad(false)
-                        })
-                    };
-                    (block.key, block.skey) = (noise(&block.key), noise(&block.skey));
-                    Ok(block)
-                })?
-            }
+            ForgeSource::Noise => noise_passports(model.clone(), seed.wrapping_add(draw as u64), device),
         };
         let accuracy = evaluate(&eval_form(&forged, Route::Private), test, device)?.accuracy;
         let detection = check_signatures(&forged, signatures).agreement;

@@ -7,11 +7,13 @@
 use std::fs;
 use std::path::Path;
 
+use burn::module::Param;
 use burn::prelude::*;
-use ipr_passport::Signature;
+use burn::tensor::Distribution;
+use ipr_passport::{ConvBlock, Norm, Signature};
 use serde::{Deserialize, Serialize};
 
-use crate::{Net, NetConfig, StoreError, write_atomic};
+use crate::{ModelError, Net, NetConfig, StoreError, write_atomic};
 
 /// Version of the bundle format.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -37,6 +39,12 @@ pub struct LayerPassports {
     pub key: Vec<f32>,
     /// Scale passport `P_γ`, row-major.
     pub skey: Vec<f32>,
+    /// Running mean of the private path's batch norm (empty for other norms).
+    #[serde(default)]
+    pub running_mean: Vec<f32>,
+    /// Running variance of the private path's batch norm (empty for other norms).
+    #[serde(default)]
+    pub running_var: Vec<f32>,
 }
 
 impl std::fmt::Debug for LayerPassports {
@@ -47,17 +55,58 @@ impl std::fmt::Debug for LayerPassports {
 }
 
 impl LayerPassports {
-    /// The passports of every passport layer of `model`, in forward order.
+    /// The passports of every passport layer of `model`, in forward order, with the private
+    /// path's normalisation statistics of a private layer: everything the private path needs
+    /// beyond the public model.
     pub fn of<M: Net>(model: &M) -> Vec<Self> {
-        let values = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+            t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+        }
         model
             .blocks()
             .into_iter()
             .filter_map(|(path, block)| {
                 let (key, skey) = (block.key.as_ref()?.val(), block.skey.as_ref()?.val());
-                Some(Self { path, shape: key.dims(), key: values(key), skey: values(skey) })
+                let stats = block.private_bn.as_ref().and_then(|n| Some((n.running_mean.as_ref()?, n.running_var.as_ref()?)));
+                let (running_mean, running_var) = match stats {
+                    Some((mean, var)) => (values(mean.value_sync()), values(var.value_sync())),
+                    None => (vec![], vec![]),
+                };
+                Some(Self { path, shape: key.dims(), key: values(key), skey: values(skey), running_mean, running_var })
             })
             .collect()
+    }
+
+    /// Turns `block`, a layer of a public model (a normal block whose norm holds γ_pub/β_pub),
+    /// back into the owner's private passport layer.
+    ///
+    /// # Errors
+    /// [`ModelError::Config`] when the passports or statistics do not fit the block.
+    pub fn restore(&self, block: ConvBlock, device: &Device) -> Result<ConvBlock, ModelError> {
+        let misfit = |what: &str| {
+            ModelError::Config(format!(
+                "the owner bundle's {what} for layer `{}` do not fit the model's layer (in {} / out {} channels): the bundle belongs to another model",
+                self.path,
+                block.in_channels(),
+                block.out_channels()
+            ))
+        };
+        let (key, skey) = self.tensors(device).ok_or_else(|| misfit("passports"))?;
+        if self.shape[1] != block.in_channels() || block.is_passport() {
+            return Err(misfit("passports"));
+        }
+        let channels = block.out_channels();
+        let mut private = Norm::new(block.bn.kind, channels, false, device);
+        if let (Some(mean), Some(var)) = (&private.running_mean, &private.running_var) {
+            if self.running_mean.len() != channels || self.running_var.len() != channels {
+                return Err(misfit("batch-norm statistics"));
+            }
+            mean.update(Tensor::from_floats(self.running_mean.as_slice(), device));
+            var.update(Tensor::from_floats(self.running_var.as_slice(), device));
+        }
+        private.training = block.bn.training.clone();
+        let block = block.with_passports(&self.path, key, skey)?;
+        Ok(ConvBlock { private_bn: Some(private), ..block })
     }
 
     /// `(P_β, P_γ)` as tensors on `device`, or `None` when the values do not fill the shape.
@@ -69,6 +118,45 @@ impl LayerPassports {
         let make = |v: &[f32]| Tensor::from_data(TensorData::new(v.to_vec(), self.shape), device);
         Some((make(&self.key), make(&self.skey)))
     }
+}
+
+
+/// The owner's private model from a public model (V2/V3) and the owner's passports: each
+/// passport layer gets its passports and private statistics back; the public path is unchanged.
+///
+/// # Errors
+/// [`ModelError::Config`] when a layer is missing or does not fit.
+pub fn restore_private<M: Net>(public: M, passports: &[LayerPassports]) -> Result<M, ModelError> {
+    let device = public.devices().first().cloned().unwrap_or_else(Device::flex);
+    let paths: Vec<String> = public.blocks().into_iter().map(|(p, _)| p).collect();
+    if let Some(missing) = passports.iter().find(|p| !paths.contains(&p.path)) {
+        return Err(ModelError::Config(format!(
+            "the owner bundle has passports for layer `{}`, which the model does not have: the bundle belongs to another architecture",
+            missing.path
+        )));
+    }
+    public.try_map_blocks(&mut |path, block| match passports.iter().find(|p| p.path == path) {
+        Some(p) => p.restore(block, &device),
+        None => Ok(block),
+    })
+}
+
+/// `model` with every passport replaced by `U(-1, 1)` noise of the same shape, drawn on
+/// `device` after seeding it with `seed`: a forger's guess, for fidelity checks and ambiguity
+/// attack 1.
+pub fn noise_passports<M: Net>(model: M, seed: u64, device: &Device) -> M {
+    device.seed(seed);
+    let noise = |p: Option<Param<Tensor<4>>>| {
+        p.map(|p| {
+            let t = Tensor::random(p.val().dims(), Distribution::Uniform(-1.0, 1.0), device);
+            Param::from_tensor(t).set_require_grad(false)
+        })
+    };
+    model
+        .try_map_blocks::<std::convert::Infallible>(&mut |_, block| {
+            Ok(ConvBlock { key: noise(block.key), skey: noise(block.skey), ..block })
+        })
+        .unwrap_or_else(|e| match e {})
 }
 
 /// The owner's secret bundle.

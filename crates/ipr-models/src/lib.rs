@@ -39,7 +39,7 @@ mod sampling;
 mod store;
 
 pub use alexnet::AlexNet;
-pub use bundle::{BUNDLE_FORMAT, BundleError, LayerPassports, LayerSignature, OwnerBundle};
+pub use bundle::{BUNDLE_FORMAT, BundleError, LayerPassports, LayerSignature, OwnerBundle, noise_passports, restore_private};
 pub use error::ModelError;
 pub use layout::Layout;
 pub use net::{Arch, Net, NetConfig, NetOutput};

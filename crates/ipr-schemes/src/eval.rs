@@ -4,6 +4,7 @@ use burn::prelude::*;
 use ipr_data::{DataError, Loader};
 use ipr_models::Net;
 use ipr_passport::Route;
+pub use ipr_verify::correct_count;
 use serde::{Deserialize, Serialize};
 
 use crate::objective::cross_entropy;
@@ -43,13 +44,6 @@ pub fn evaluate<M: Net>(model: &M, loader: &Loader, device: &Device) -> Result<E
 /// and every passport layer folded so γ/β are computed once rather than per batch.
 pub fn eval_form<M: Net>(model: &M, route: Route) -> M {
     model.valid().fold_route(route)
-}
-
-/// Number of rows of `logits` whose arg-max is the label.
-pub fn correct_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
-    let n = labels.dims()[0];
-    let hits = logits.argmax(1).reshape([n]).equal(labels).int().sum();
-    hits.into_data().convert::<i64>().try_to_vec::<i64>().map_or(0, |v| v[0] as usize)
 }
 
 /// The value of a one-element tensor.

@@ -1,17 +1,23 @@
 //! The verifier of DeepIPR ownership claims, for anyone to run: given a model and the owner's
-//! signatures, it reads the signs of every passport layer's scale γ and reports per-layer
-//! detection, the text read back, the overall bit agreement, and how likely that agreement is
-//! by chance.
+//! claim (signatures, and for the private schemes the passports), it computes every claimed
+//! passport layer's scale `γ = mean conv(P_γ; W)` from the passports and the layer's weights,
+//! compares its signs with the signature, and returns a [`Verdict`]: per-layer detection, the
+//! text read back, the bit agreement and its false-claim probability, optional fidelity and
+//! black-box (trigger-set) evidence, and a [`Decision`] from documented [`Thresholds`].
 //!
-//! This crate is what downstream users take alone: it depends on the model and passport crates
-//! and on nothing for training, data, plotting or command lines.
+//! Models trained by the PyTorch reference implementation are read directly from their state
+//! dicts ([`inspect_reference`], [`load_reference`]).
+//!
+//! This crate is what downstream users take alone: it depends on the model and passport crates,
+//! burn without its training parts, and a PyTorch-checkpoint reader; nothing for training,
+//! optimisers, datasets, plotting, command lines or async runtimes (a test checks the tree).
 //!
 //! # Example
 //! ```
 //! use burn::prelude::*;
 //! use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig};
 //! use ipr_passport::Signature;
-//! use ipr_verify::check_signatures;
+//! use ipr_verify::{Claim, Decision, Evidence, Thresholds, verify};
 //!
 //! let device = Device::flex();
 //! let mut config = NetConfig::new(Arch::Alexnet, 10);
@@ -22,17 +28,23 @@
 //! // The owner's claimed signature: here, the signs the layer actually carries.
 //! let gamma = model.blocks()[2].1.gamma().unwrap().into_data().try_to_vec::<f32>().unwrap();
 //! let bits = gamma.iter().map(|&g| if g > 0.0 { 1 } else { -1 }).collect();
-//! let claim = vec![LayerSignature { path: "4".into(), signature: Signature { bits, text: None } }];
+//! let layers = vec![LayerSignature { path: "4".into(), signature: Signature { bits, text: None } }];
+//! let claim = Claim { layers: &layers, passports: &[], weights_sha256: None };
 //!
-//! let report = check_signatures(&model, &claim);
-//! assert_eq!(report.matched, report.total);
-//! assert!(report.log10_false_claim < -28.0); // 96 bits all agreeing: p = 2^-96
+//! let verdict = verify(&model, &claim, &Evidence::default(), &Thresholds::default()).unwrap();
+//! assert_eq!(verdict.decision, Decision::Owned);
+//! assert_eq!(verdict.signature.matched, 96);
+//! assert!(verdict.signature.log10_false_claim < -28.0); // 96 bits all agreeing: p = 2^-96
 //! ```
 #![deny(missing_docs)]
 
+mod reference;
 mod stats;
+mod verdict;
 
+pub use reference::{ReferenceError, ReferenceInfo, inspect_reference, load_reference};
 pub use stats::log10_binomial_tail;
+pub use verdict::{BlackBox, Claim, Decision, Evidence, Fidelity, LabelledBatches, Thresholds, Verdict, correct_count, verify};
 
 use ipr_models::{LayerPassports, LayerSignature, Net};
 use ipr_passport::{decode_text, matching_bits};

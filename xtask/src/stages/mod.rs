@@ -85,32 +85,29 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// Reads the model card and record of a train stage and rebuilds the model on `device`.
 pub fn rebuild<M: Net>(dir: &Path, device: &Device) -> Result<(M, ModelCard)> {
-    let card_path = dir.join("model.json");
-    let text = fs::read_to_string(&card_path).with_context(|| {
-        format!("cannot read `{}`: run the train stage that writes it first", card_path.display())
-    })?;
-    let card: ModelCard = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not a model card; re-run its train stage", card_path.display()))?;
-    let private = matches!(card.scheme.as_str(), "v2" | "v3");
-    let layout = Layout::from_entries(card.passport_layers.iter().map(|p| (p.clone(), SignatureSpec::Random)))
-        .with_private(private);
-    let model = M::init(&card.model, &layout, device)?;
-    let model = load_module(model, &dir.join("model.bpk"))?;
-    Ok((model, card))
+    read_card(dir, "model", "run the train stage that writes it first")
+        .and_then(|card| {
+            let private = matches!(card.scheme.as_str(), "v2" | "v3");
+            let paths = card.passport_layers.iter().map(|p| (p.clone(), SignatureSpec::Random));
+            let model = M::init(&card.model, &Layout::from_entries(paths).with_private(private), device)?;
+            Ok((load_module(model, &dir.join("model.bpk"))?, card))
+        })
 }
 
 /// Reads the public model of a V2/V3 train stage (`public.bpk`) into the model of its
 /// architecture built without passports, as a licensee runs it.
 pub fn rebuild_public<M: Net>(dir: &Path, device: &Device) -> Result<(M, ModelCard)> {
-    let card_path = dir.join("public.json");
-    let text = fs::read_to_string(&card_path).with_context(|| {
-        format!("cannot read `{}`: only a v2/v3 train stage writes a public model", card_path.display())
-    })?;
-    let card: ModelCard = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not a model card; re-run its train stage", card_path.display()))?;
-    let model = M::init(&card.model, &Layout::none(), device)?;
-    let model = load_module(model, &dir.join("public.bpk"))?;
-    Ok((model, card))
+    read_card(dir, "public", "only a v2/v3 train stage writes a public model").and_then(|card| {
+        let model = M::init(&card.model, &Layout::none(), device)?;
+        Ok((load_module(model, &dir.join("public.bpk"))?, card))
+    })
+}
+
+/// Reads the card `<name>.json` of a train stage; `missing` says what to do when it is absent.
+fn read_card(dir: &Path, name: &str, missing: &str) -> Result<ModelCard> {
+    let card_path = dir.join(format!("{name}.json"));
+    let text = fs::read_to_string(&card_path).with_context(|| format!("cannot read `{}`: {missing}", card_path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("`{}` is not a model card; re-run its train stage", card_path.display()))
 }
 
 /// Reads the owner bundle of a train stage.

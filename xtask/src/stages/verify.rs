@@ -1,55 +1,67 @@
-//! The `verify` stage: the white-box signature check of a trained model, and its fidelity.
+//! The `verify` stage: the verifier's verdict on a trained model, as a third party reaches it
+//! from the distributed model (for V2/V3 the public model), the owner bundle, the test split for
+//! fidelity, and for V3 the trigger set.
 
 use std::path::Path;
 
 use anyhow::Result;
-use ipr_models::{Net, weights_digest};
-use ipr_passport::Route;
-use ipr_schemes::{eval_form, evaluate};
-use ipr_verify::{check_passports, check_signatures};
-use serde::Serialize;
+use ipr_models::Net;
+use ipr_verify::{Claim, Evidence, LabelledBatches, Thresholds, Verdict, verify};
 
 use super::{Ctx, owner_bundle, rebuild, rebuild_public, write_json};
+use crate::plan::{StageKind, TriggerSource};
+use crate::verify::Batches;
 
-#[derive(Serialize)]
-struct Summary {
-    from: String,
-    weights_match_bundle: bool,
-    test_acc_genuine_passport: f64,
-    signature: ipr_verify::SignatureReport,
-}
-
-/// Checks the signature of stage `from` against its owner bundle.
+/// Verifies stage `from` against its owner bundle.
 pub fn run<M: Net>(ctx: &Ctx<'_>, from: &str, dir: &Path) -> Result<String> {
     let src = ctx.stage_dir(from);
-    let (model, _) = rebuild::<M>(&src, &ctx.device)?;
     let bundle = owner_bundle(&src, from)?;
-    // V1: the distributed model carries the passports. V2/V3: the distributed model is the
-    // public one, and the passports come from the owner's bundle.
-    let (weights_match_bundle, signature) = if bundle.passports.is_empty() {
-        (weights_digest(&model) == bundle.weights_sha256, check_signatures(&model, &bundle.layers))
-    } else {
-        let (public, _) = rebuild_public::<M>(&src, &ctx.device)?;
-        (weights_digest(&public) == bundle.weights_sha256, check_passports(&public, &bundle.passports, &bundle.layers))
+    // What a third party holds: the model itself (V1) or the public model (V2/V3).
+    let model: M = if bundle.passports.is_empty() { rebuild(&src, &ctx.device)?.0 } else { rebuild_public(&src, &ctx.device)?.0 };
+    let test = ctx.data.test_loader()?;
+    let trigger_dir = ctx.plan.stages.iter().find(|s| s.name == from).and_then(|s| match &s.kind {
+        StageKind::Train(t) => match &t.trigger {
+            Some(TriggerSource::Folder(folder)) => Some(folder.clone()),
+            Some(TriggerSource::Generate(_)) => Some(src.join("trigger")),
+            None => None,
+        },
+        _ => None,
+    });
+    let triggers = trigger_dir.map(|d| ctx.data.read_triggers(&d).and_then(|set| ctx.data.loader_for(set))).transpose()?;
+    let (test_batches, trigger_batches) = (Batches(&test), triggers.as_ref().map(Batches));
+    let evidence = Evidence {
+        test: Some(&test_batches as &dyn LabelledBatches),
+        triggers: trigger_batches.as_ref().map(|b| (b as &dyn LabelledBatches, ctx.data.num_classes)),
+        forged_draws: 3,
+        seed: ctx.plan.seed,
     };
-    let accuracy = evaluate(&eval_form(&model, Route::Private), &ctx.data.test_loader()?, &ctx.device)?.accuracy;
-    let summary = Summary {
-        from: from.into(),
-        weights_match_bundle,
-        test_acc_genuine_passport: accuracy,
-        signature: signature.clone(),
-    };
-    write_json(&dir.join("summary.json"), &summary)?;
-    let mut out = format!(
-        "## Stage verify of `{from}`\n\n- weights match the owner bundle's digest: {}\n- test accuracy with the genuine passports: {:.2}%\n- bit agreement: {}/{} ({:.2}%), false-claim probability 10^{:.1}\n\n| passport layer | bits | detected | claimed text | read back |\n| --- | --- | --- | --- | --- |\n",
-        if weights_match_bundle { "yes" } else { "NO" },
-        100.0 * accuracy,
-        signature.matched,
-        signature.total,
-        100.0 * signature.agreement,
-        signature.log10_false_claim
-    );
-    for l in &signature.layers {
+    let verdict = verify(&model, &Claim::from(&bundle), &evidence, &Thresholds::default()).map_err(anyhow::Error::msg)?;
+    write_json(&dir.join("summary.json"), &verdict)?;
+    std::fs::write(dir.join("report.md"), report(from, &verdict))?;
+    let s = &verdict.signature;
+    let texts: Vec<String> = s.layers.iter().filter_map(|l| l.decoded.as_ref().map(|d| format!("\"{d}\""))).collect();
+    Ok(format!(
+        "{:?}: {}/{} bits ({:.1}%), p(false claim) = 10^{:.1}{}{}",
+        verdict.decision,
+        s.matched,
+        s.total,
+        100.0 * s.agreement,
+        s.log10_false_claim,
+        if texts.is_empty() { String::new() } else { format!(", text {}", texts.join(" ")) },
+        verdict.black_box.as_ref().map_or(String::new(), |b| format!(
+            ", trigger set {}/{} (p = 10^{:.1})",
+            b.correct, b.images, b.log10_false_claim
+        ))
+    ))
+}
+
+fn report(from: &str, v: &Verdict) -> String {
+    let mut out = format!("## Stage verify of `{from}`: {:?}\n\n", v.decision);
+    for reason in &v.reasons {
+        out += &format!("- {reason}\n");
+    }
+    out += "\n| passport layer | bits | detected | claimed text | read back |\n| --- | --- | --- | --- | --- |\n";
+    for l in &v.signature.layers {
         out += &format!(
             "| {} | {} | {:.1}% | {} | {} |\n",
             l.path,
@@ -59,14 +71,5 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, from: &str, dir: &Path) -> Result<String> {
             l.decoded.as_deref().map_or("-".into(), |t| format!("`{t}`")),
         );
     }
-    std::fs::write(dir.join("report.md"), out)?;
-    let texts: Vec<String> = signature.layers.iter().filter_map(|l| l.decoded.as_ref().map(|d| format!("\"{d}\""))).collect();
-    Ok(format!(
-        "{}/{} bits ({:.1}%), p(false claim) = 10^{:.1}{}",
-        signature.matched,
-        signature.total,
-        100.0 * signature.agreement,
-        signature.log10_false_claim,
-        if texts.is_empty() { String::new() } else { format!(", text {}", texts.join(" ")) }
-    ))
+    out
 }

@@ -1,0 +1,250 @@
+//! The verdict: white-box signature evidence, optional fidelity and black-box evidence, and a
+//! decision from documented thresholds.
+
+use burn::prelude::*;
+use ipr_models::{LayerPassports, LayerSignature, Net, OwnerBundle, noise_passports, restore_private, weights_digest};
+use ipr_passport::Route;
+use serde::{Deserialize, Serialize};
+
+use crate::{SignatureReport, check_passports, check_signatures, log10_binomial_tail};
+
+/// What the owner claims: signatures, and for the private schemes the passports.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim<'a> {
+    /// The signature of every passport layer.
+    pub layers: &'a [LayerSignature],
+    /// The private passports (V2/V3); empty when the passports are in the model (V1, or a
+    /// reference checkpoint that holds them).
+    pub passports: &'a [LayerPassports],
+    /// The digest of the weights the claim was made for, if known.
+    pub weights_sha256: Option<&'a str>,
+}
+
+impl<'a> From<&'a OwnerBundle> for Claim<'a> {
+    fn from(bundle: &'a OwnerBundle) -> Self {
+        Self { layers: &bundle.layers, passports: &bundle.passports, weights_sha256: Some(&bundle.weights_sha256) }
+    }
+}
+
+/// Labelled images for the fidelity and black-box checks: the verifier reads batches through
+/// this trait and depends on no data crate.
+pub trait LabelledBatches {
+    /// Calls `f(images, labels)` for every batch (`[n, c, h, w]`, `[n]`), on `device`.
+    ///
+    /// # Errors
+    /// A message saying which data could not be read.
+    fn for_each_batch(&self, device: &Device, f: &mut dyn FnMut(Tensor<4>, Tensor<1, Int>)) -> Result<(), String>;
+}
+
+/// The decision thresholds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Evidence is conclusive when log10 of its false-claim probability is at most this.
+    pub owned_log10_p: f64,
+    /// The white-box evidence is what chance gives when log10 p is above this.
+    pub chance_log10_p: f64,
+    /// Fidelity holds when the genuine passports' accuracy is at least this fraction of the
+    /// public path's (V2/V3)…
+    pub fidelity_ratio: f64,
+    /// …and exceeds the mean accuracy with forged passports by at least this much.
+    pub forged_gap: f64,
+}
+
+impl Default for Thresholds {
+    /// log10 p ≤ −9 is conclusive, log10 p > −2 is chance; fidelity needs 90% of the public
+    /// path's accuracy and a 10-point lead over forged passports.
+    fn default() -> Self {
+        Self { owned_log10_p: -9.0, chance_log10_p: -2.0, fidelity_ratio: 0.9, forged_gap: 0.1 }
+    }
+}
+
+/// What the verifier concludes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Conclusive evidence, and the passports make the model work.
+    Owned,
+    /// The evidence is what chance gives.
+    NotOwned,
+    /// Neither.
+    Inconclusive,
+}
+
+/// Accuracy with the genuine passports against the public path and against forged passports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fidelity {
+    /// Accuracy with the genuine passports (V1) or of the private path (V2/V3).
+    pub genuine_acc: f64,
+    /// Accuracy of the public path (V2/V3).
+    pub public_acc: Option<f64>,
+    /// Accuracy with each draw of forged (noise) passports.
+    pub forged_acc: Vec<f64>,
+    /// Whether the thresholds' fidelity conditions hold.
+    pub holds: bool,
+}
+
+/// The trigger-set evidence of V3: predictions only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlackBox {
+    /// Trigger images.
+    pub images: usize,
+    /// Trigger images classified as their secret labels by the public model.
+    pub correct: usize,
+    /// `correct / images`.
+    pub accuracy: f64,
+    /// log10 of the chance that a model agrees on at least `correct` images by guessing
+    /// uniformly among the classes.
+    pub log10_false_claim: f64,
+}
+
+/// The verifier's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The decision.
+    pub decision: Decision,
+    /// Per-layer detection, bit agreement and its false-claim probability.
+    pub signature: SignatureReport,
+    /// Whether the weights are the ones the claim was made for (`None`: no digest claimed).
+    /// A modified copy (fine-tuned, pruned) differs and may still carry the signature.
+    pub weights_match: Option<bool>,
+    /// Fidelity, when test data was supplied.
+    pub fidelity: Option<Fidelity>,
+    /// Black-box evidence, when a trigger set was supplied.
+    pub black_box: Option<BlackBox>,
+    /// The thresholds applied.
+    pub thresholds: Thresholds,
+    /// Why, in sentences.
+    pub reasons: Vec<String>,
+}
+
+/// What a verification is given besides the model and the claim.
+#[derive(Default)]
+pub struct Evidence<'a> {
+    /// Test data for the fidelity check.
+    pub test: Option<&'a dyn LabelledBatches>,
+    /// The trigger set and its number of classes, for the black-box check.
+    pub triggers: Option<(&'a dyn LabelledBatches, usize)>,
+    /// Forged-passport draws of the fidelity check.
+    pub forged_draws: usize,
+    /// Seed of the forged draws.
+    pub seed: u64,
+}
+
+/// Number of rows of `logits` whose arg-max is the label.
+pub fn correct_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
+    let n = labels.dims()[0];
+    let hits = logits.argmax(1).reshape([n]).equal(labels).int().sum();
+    hits.into_data().convert::<i64>().try_to_vec::<i64>().map_or(0, |v| v[0] as usize)
+}
+
+fn accuracy<M: Net>(model: &M, data: &dyn LabelledBatches, device: &Device) -> Result<(usize, usize), String> {
+    let (mut correct, mut count) = (0, 0);
+    data.for_each_batch(device, &mut |images, labels| {
+        count += labels.dims()[0];
+        correct += correct_count(model.forward(images).logits, labels);
+    })?;
+    Ok((correct, count))
+}
+
+fn rate((correct, count): (usize, usize)) -> f64 {
+    correct as f64 / count.max(1) as f64
+}
+
+/// Verifies `claim` against `model`: a V1 model (its passports inside), a V2/V3 public model
+/// (the passports from the claim), or a model that holds private passports itself.
+///
+/// The white-box check computes `γ = mean conv(P_γ; W)` of each claimed layer from its
+/// passports and conv weights alone, with no forward through the network. The fidelity check
+/// (with `evidence.test`) and the black-box check (with `evidence.triggers`) run the model.
+///
+/// # Errors
+/// A message when the claim's passports do not fit the model, or data cannot be read.
+pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thresholds: &Thresholds) -> Result<Verdict, String> {
+    let model = model.valid();
+    let device = model.devices().first().cloned().unwrap_or_else(Device::flex);
+    let signature = if claim.passports.is_empty() {
+        check_signatures(&model, claim.layers)
+    } else {
+        check_passports(&model, claim.passports, claim.layers)
+    };
+    let weights_match = claim.weights_sha256.map(|d| weights_digest(&model) == d);
+    let mut reasons = Vec::new();
+    reasons.push(format!(
+        "{} of {} signature bits agree ({:.2}%); by chance that has probability 10^{:.1}",
+        signature.matched,
+        signature.total,
+        100.0 * signature.agreement,
+        signature.log10_false_claim
+    ));
+    match weights_match {
+        Some(true) => reasons.push("the weights are exactly those the owner bundle was made for".into()),
+        Some(false) => reasons.push("the weights differ from those the owner bundle was made for (a modified copy, or another model)".into()),
+        None => {}
+    }
+
+    // The owner's genuine model: the model itself when it holds passports, else the public
+    // model with the claimed private passports restored.
+    let genuine = if model.blocks().iter().any(|(_, b)| b.is_passport()) {
+        Some(model.clone())
+    } else if !claim.passports.is_empty() {
+        Some(restore_private(model.clone(), claim.passports).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let fidelity = match (evidence.test, &genuine) {
+        (Some(test), Some(genuine)) => {
+            let genuine_acc = rate(accuracy(&genuine.clone().fold_route(Route::Private), test, &device)?);
+            let public_acc = genuine
+                .is_private()
+                .then(|| accuracy(&genuine.clone().fold_route(Route::Public), test, &device).map(rate))
+                .transpose()?;
+            let mut forged_acc = Vec::new();
+            for draw in 0..evidence.forged_draws {
+                let forged = noise_passports(genuine.clone(), evidence.seed.wrapping_add(draw as u64), &device);
+                forged_acc.push(rate(accuracy(&forged.fold_route(Route::Private), test, &device)?));
+            }
+            let forged_mean = (!forged_acc.is_empty()).then(|| forged_acc.iter().sum::<f64>() / forged_acc.len() as f64);
+            let holds = public_acc.is_none_or(|p| genuine_acc >= thresholds.fidelity_ratio * p)
+                && forged_mean.is_none_or(|f| genuine_acc - f >= thresholds.forged_gap);
+            reasons.push(format!(
+                "with the genuine passports the model scores {:.2}%{}{}: fidelity {}",
+                100.0 * genuine_acc,
+                public_acc.map_or(String::new(), |p| format!(", its public path {:.2}%", 100.0 * p)),
+                forged_mean.map_or(String::new(), |f| format!(", with forged passports {:.2}% on average", 100.0 * f)),
+                if holds { "holds" } else { "does not hold" }
+            ));
+            Some(Fidelity { genuine_acc, public_acc, forged_acc, holds })
+        }
+        (Some(_), None) => {
+            reasons.push("no passports to measure fidelity with (neither in the model nor in the claim)".into());
+            None
+        }
+        _ => None,
+    };
+    let black_box = match evidence.triggers {
+        Some((triggers, classes)) => {
+            let public = model.clone().fold_route(Route::Public);
+            let (correct, images) = accuracy(&public, triggers, &device)?;
+            let log10_false_claim = log10_binomial_tail(images, correct, 1.0 / classes.max(1) as f64);
+            reasons.push(format!(
+                "the public model labels {correct} of {images} trigger images as the owner's secret labels; by guessing among {classes} classes that has probability 10^{log10_false_claim:.1}"
+            ));
+            Some(BlackBox { images, correct, accuracy: rate((correct, images)), log10_false_claim })
+        }
+        None => None,
+    };
+
+    let white = signature.log10_false_claim;
+    let conclusive = white <= thresholds.owned_log10_p
+        || black_box.as_ref().is_some_and(|b| b.log10_false_claim <= thresholds.owned_log10_p);
+    let chance = white > thresholds.chance_log10_p
+        && black_box.as_ref().is_none_or(|b| b.log10_false_claim > thresholds.chance_log10_p);
+    let fidelity_holds = fidelity.as_ref().is_none_or(|f| f.holds);
+    let decision = if conclusive && fidelity_holds {
+        Decision::Owned
+    } else if chance {
+        Decision::NotOwned
+    } else {
+        Decision::Inconclusive
+    };
+    Ok(Verdict { decision, signature, weights_match, fidelity, black_box, thresholds: thresholds.clone(), reasons })
+}

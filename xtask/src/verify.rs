@@ -1,0 +1,224 @@
+//! `cargo xtask verify`: a third party's ownership check of a model file against an owner
+//! bundle, with a verdict and an exit status (0 owned, 1 not owned or inconclusive, 2 error).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use ipr_data::Loader;
+use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, OwnerBundle, ResNet, load_module};
+use ipr_passport::SignatureSpec;
+use ipr_verify::{Claim, Decision, Evidence, LabelledBatches, Thresholds, Verdict, inspect_reference, load_reference, verify};
+use serde::Serialize;
+
+use crate::data::Datasets;
+use crate::plan::{DataSection, DatasetKind};
+
+/// What the command was asked.
+pub struct Request {
+    /// The model file: a record of this tool (`.bpk`) or a PyTorch reference state dict.
+    pub model: PathBuf,
+    /// The owner bundle.
+    pub owner: Option<PathBuf>,
+    /// Test data for the fidelity check.
+    pub data: Option<DatasetKind>,
+    /// Its folder.
+    pub data_root: Option<PathBuf>,
+    /// A trigger set for the black-box check.
+    pub trigger: Option<PathBuf>,
+    /// Forged-passport draws of the fidelity check.
+    pub forged: usize,
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+/// The JSON report.
+#[derive(Serialize)]
+struct Report<'a> {
+    model: &'a Path,
+    owner: Option<&'a Path>,
+    /// Where the passports and signatures came from.
+    claim_source: &'a str,
+    config: &'a NetConfig,
+    scheme: &'a str,
+    verdict: &'a Verdict,
+}
+
+/// Batches of an `ipr-data` loader, for the verifier.
+pub struct Batches<'a>(pub &'a Loader);
+
+impl LabelledBatches for Batches<'_> {
+    fn for_each_batch(&self, device: &Device, f: &mut dyn FnMut(Tensor<4>, Tensor<1, Int>)) -> Result<(), String> {
+        for batch in self.0.epoch(0) {
+            let (images, labels) = batch.map_err(|e| e.to_string())?.to_tensors(device);
+            f(images, labels);
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` holds a PyTorch checkpoint (a zip archive or a legacy pickle).
+fn is_pytorch(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read the model file `{}`", path.display()))?;
+    let n = file.read(&mut head).with_context(|| format!("cannot read the model file `{}`", path.display()))?;
+    Ok(n == 2 && (head == *b"PK" || head[0] == 0x80))
+}
+
+/// The model as the claim describes it: built from the bundle's config and loaded from the file.
+struct Loaded<M> {
+    model: M,
+    config: NetConfig,
+    scheme: String,
+    claim_source: &'static str,
+    signatures: Vec<LayerSignature>,
+    bundle: Option<OwnerBundle>,
+}
+
+fn load<M: Net>(request: &Request, device: &Device) -> Result<Loaded<M>> {
+    let bundle = request.owner.as_deref().map(OwnerBundle::load).transpose()?;
+    if is_pytorch(&request.model)? {
+        let info = inspect_reference(&request.model)?;
+        let model: M = load_reference(&request.model, &info, device)?;
+        if let Some(bundle) = bundle.as_ref().filter(|b| b.model.arch != info.config.arch) {
+            bail!(
+                "the owner bundle `{}` is for {}, but `{}` is a {} checkpoint; pass the bundle of this model",
+                request.owner.as_deref().unwrap_or(Path::new("")).display(),
+                bundle.model.arch.name(),
+                request.model.display(),
+                info.config.arch.name()
+            );
+        }
+        let (signatures, claim_source) = match &bundle {
+            Some(b) => (b.layers.clone(), "the owner bundle"),
+            None => (info.signatures.clone(), "the passports and signatures stored in the PyTorch checkpoint itself (no owner bundle given)"),
+        };
+        return Ok(Loaded { model, config: info.config, scheme: info.scheme, claim_source, signatures, bundle });
+    }
+    let Some(bundle) = bundle else {
+        bail!("`{}` is a model record of this tool: pass the owner bundle that claims it with --owner PATH", request.model.display());
+    };
+    let config = bundle.model.clone();
+    let paths = bundle.layers.iter().map(|l| (l.path.clone(), SignatureSpec::Random));
+    let passport_layout = Layout::from_entries(paths).with_private(matches!(bundle.scheme.as_str(), "v2" | "v3"));
+    // A V2/V3 public model is a model without passports; a V1 model or an owner's model has them.
+    let layouts = if bundle.passports.is_empty() { vec![passport_layout] } else { vec![Layout::none(), passport_layout] };
+    let mut first_error = None;
+    for layout in layouts {
+        let model = M::init(&config, &layout, device).context("the owner bundle's model config is not valid")?;
+        match load_module(model, &request.model) {
+            Ok(model) => {
+                let signatures = bundle.layers.clone();
+                let scheme = bundle.scheme.clone();
+                return Ok(Loaded { model, config, scheme, claim_source: "the owner bundle", signatures, bundle: Some(bundle) });
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let e = first_error.context("no layout to try")?;
+    Err(anyhow::Error::new(e).context(format!(
+        "the owner bundle describes a {} (width {}, {} classes); the model file must be that model",
+        config.arch.name(),
+        config.width,
+        config.num_classes
+    )))
+}
+
+/// Runs the check and prints the verdict; returns the decision.
+pub fn run(request: &Request) -> Result<Decision> {
+    let device = Device::flex();
+    let arch = match (is_pytorch(&request.model)?, &request.owner) {
+        (true, _) => inspect_reference(&request.model)?.config.arch,
+        (false, Some(owner)) => OwnerBundle::load(owner)?.model.arch,
+        (false, None) => bail!("`{}` is a model record of this tool: pass the owner bundle that claims it with --owner PATH", request.model.display()),
+    };
+    match arch {
+        Arch::Alexnet => run_for::<AlexNet>(request, &device),
+        Arch::Resnet9 | Arch::Resnet18 => run_for::<ResNet>(request, &device),
+    }
+}
+
+fn run_for<M: Net>(request: &Request, device: &Device) -> Result<Decision> {
+    let loaded = load::<M>(request, device)?;
+    let data = match request.data {
+        Some(kind) => Some(Datasets::load(&DataSection::new(kind, request.data_root.clone(), &crate::project_root()), 0)?),
+        None if request.trigger.is_some() => bail!("--trigger needs --data: the trigger images are read at the dataset's size and normalisation"),
+        None => None,
+    };
+    let test = data.as_ref().map(Datasets::test_loader).transpose()?;
+    let triggers = match (&data, &request.trigger) {
+        (Some(d), Some(dir)) => Some(d.loader_for(d.read_triggers(dir)?)?),
+        _ => None,
+    };
+    let test_batches = test.as_ref().map(Batches);
+    let trigger_batches = triggers.as_ref().map(Batches);
+    let evidence = Evidence {
+        test: test_batches.as_ref().map(|b| b as &dyn LabelledBatches),
+        triggers: trigger_batches.as_ref().map(|b| (b as &dyn LabelledBatches, loaded.config.num_classes)),
+        forged_draws: request.forged,
+        seed: 0x5eed,
+    };
+    let claim = match &loaded.bundle {
+        Some(bundle) => Claim::from(bundle),
+        None => Claim { layers: &loaded.signatures, passports: &[], weights_sha256: None },
+    };
+    let verdict = verify(&loaded.model, &claim, &evidence, &Thresholds::default()).map_err(anyhow::Error::msg)?;
+    if request.json {
+        let report = Report {
+            model: &request.model,
+            owner: request.owner.as_deref(),
+            claim_source: loaded.claim_source,
+            config: &loaded.config,
+            scheme: &loaded.scheme,
+            verdict: &verdict,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", text(request, &loaded, &verdict));
+    }
+    Ok(verdict.decision)
+}
+
+fn text<M>(request: &Request, loaded: &Loaded<M>, verdict: &Verdict) -> String {
+    let decision = match verdict.decision {
+        Decision::Owned => "OWNED",
+        Decision::NotOwned => "NOT OWNED",
+        Decision::Inconclusive => "INCONCLUSIVE",
+    };
+    let c = &loaded.config;
+    let mut out = format!(
+        "verdict: {decision}\nmodel:   {} ({}, width {}, {} classes, scheme {})\nclaim:   {}{}\n\n",
+        request.model.display(),
+        c.arch.name(),
+        c.width,
+        c.num_classes,
+        loaded.scheme,
+        loaded.claim_source,
+        request.owner.as_ref().map_or(String::new(), |o| format!(" `{}`", o.display()))
+    );
+    out += "passport layer         bits  detected  text\n";
+    for l in &verdict.signature.layers {
+        let text = match (&l.expected_text, &l.decoded) {
+            (Some(e), Some(d)) => format!("\"{d}\" (claimed \"{e}\")"),
+            _ => "-".into(),
+        };
+        out += &format!("{:<22} {:>5}  {:>7.1}%  {text}\n", l.path, l.bits, 100.0 * l.rate);
+    }
+    out += &format!(
+        "all layers             {:>5}  {:>7.1}%  p(false claim) = 10^{:.1}\n\n",
+        verdict.signature.total,
+        100.0 * verdict.signature.agreement,
+        verdict.signature.log10_false_claim
+    );
+    for reason in &verdict.reasons {
+        out += &format!("- {reason}\n");
+    }
+    out += &format!(
+        "\nthresholds: owned when p ≤ 10^{} (white-box or trigger set) and fidelity holds; not owned when p > 10^{}\n",
+        verdict.thresholds.owned_log10_p, verdict.thresholds.chance_log10_p
+    );
+    out
+}
