@@ -120,7 +120,7 @@ fn load<M: Net>(request: &Request, device: &Device) -> Result<Loaded<M>> {
     }
     let e = first_error.context("no layout to try")?;
     Err(anyhow::Error::new(e).context(format!(
-        "the owner bundle describes a {} (width {}, {} classes); the model file must be that model",
+        "the owner bundle describes an {} model of width {} with {} classes; the model file must be that model",
         config.arch.name(),
         config.width,
         config.num_classes

@@ -68,7 +68,7 @@ fn every_library_crate_documents_itself_with_an_example() {
 fn the_verifier_depends_on_no_training_or_tooling_crate() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args(["tree", "--offline", "-p", "ipr-verify", "-e", "normal", "--prefix", "none", "-f", "{p}"])
+        .args(["tree", "-p", "ipr-verify", "-e", "normal", "--prefix", "none", "-f", "{p}"])
         .current_dir(root())
         .output()
         .unwrap();

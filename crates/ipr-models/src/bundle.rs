@@ -98,6 +98,12 @@ impl LayerPassports {
         let channels = block.out_channels();
         let mut private = Norm::new(block.bn.kind, channels, false, device);
         if let (Some(mean), Some(var)) = (&private.running_mean, &private.running_var) {
+            if self.running_mean.is_empty() {
+                return Err(ModelError::Config(format!(
+                    "the owner bundle holds no private batch-norm statistics for layer `{}` (a bundle written before they were kept): the private path cannot be rebuilt from it",
+                    self.path
+                )));
+            }
             if self.running_mean.len() != channels || self.running_var.len() != channels {
                 return Err(misfit("batch-norm statistics"));
             }

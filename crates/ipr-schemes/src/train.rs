@@ -229,7 +229,7 @@ fn progress_bar(len: u64, epoch: usize, epochs: usize) -> ProgressBar {
 }
 
 /// Writes the model (an evaluation snapshot), the optimiser state and the history of the
-/// completed epoch, then `state.json` (the commit point), then removes the previous epoch's files.
+/// completed epoch, then `state.json` (the commit point), then removes every other epoch's files.
 fn commit_checkpoint<M: Net>(
     snapshot: &M,
     optim: &ModuleOptimizer,
@@ -245,9 +245,13 @@ fn commit_checkpoint<M: Net>(
     write_history(&state.history, &dir.join("history.csv"))?;
     let json = serde_json::to_vec_pretty(state).map_err(|err| file_err("encode", &ckpt, err))?;
     write_atomic(&ckpt.join("state.json"), &json, None)?;
-    if e > 0 {
-        for old in [format!("epoch-{}.bpk", e - 1), format!("epoch-{}.optim.bpk", e - 1)] {
-            let _ = fs::remove_file(ckpt.join(old));
+    // Every other epoch's files go, not only the previous one's: a run killed between its
+    // commit and this clean-up leaves an older pair that no later commit would name.
+    for entry in fs::read_dir(&ckpt).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let epoch = name.to_str().and_then(|n| n.strip_prefix("epoch-")).and_then(|n| n.split('.').next());
+        if epoch.is_some_and(|k| k.parse::<usize>().ok() != Some(e)) {
+            let _ = fs::remove_file(entry.path());
         }
     }
     Ok(())

@@ -183,15 +183,14 @@ pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thr
 
     // The owner's genuine model: the model itself when it holds passports, else the public
     // model with the claimed private passports restored.
-    let genuine = if model.blocks().iter().any(|(_, b)| b.is_passport()) {
-        Some(model.clone())
-    } else if !claim.passports.is_empty() {
-        Some(restore_private(model.clone(), claim.passports).map_err(|e| e.to_string())?)
-    } else {
-        None
+    let genuine = match evidence.test {
+        None => Ok(None),
+        Some(_) if model.blocks().iter().any(|(_, b)| b.is_passport()) => Ok(Some(model.clone())),
+        Some(_) if claim.passports.is_empty() => Err("neither the model nor the claim holds passports".to_string()),
+        Some(_) => restore_private(model.clone(), claim.passports).map(Some).map_err(|e| e.to_string()),
     };
     let fidelity = match (evidence.test, &genuine) {
-        (Some(test), Some(genuine)) => {
+        (Some(test), Ok(Some(genuine))) => {
             let genuine_acc = rate(accuracy(&genuine.clone().fold_route(Route::Private), test, &device)?);
             let public_acc = genuine
                 .is_private()
@@ -214,8 +213,8 @@ pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thr
             ));
             Some(Fidelity { genuine_acc, public_acc, forged_acc, holds })
         }
-        (Some(_), None) => {
-            reasons.push("no passports to measure fidelity with (neither in the model nor in the claim)".into());
+        (_, Err(why)) => {
+            reasons.push(format!("fidelity not measured: {why}"));
             None
         }
         _ => None,
