@@ -39,9 +39,11 @@ pub trait LabelledBatches {
 /// The decision thresholds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
-    /// Evidence is conclusive when log10 of its false-claim probability is at most this.
+    /// Evidence is conclusive when log10 of its false-claim probability is at most this (for the
+    /// white-box evidence, only when no claimed layer agrees at chance level).
     pub owned_log10_p: f64,
-    /// The white-box evidence is what chance gives when log10 p is above this.
+    /// The white-box evidence, or one claimed layer's, is what chance gives when log10 p is
+    /// above this.
     pub chance_log10_p: f64,
     /// Fidelity holds when the genuine passports' accuracy is at least this fraction of the
     /// public path's (V2/V3)…
@@ -232,8 +234,19 @@ pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thr
         None => None,
     };
 
+    // A genuine claim holds on every layer it names: a layer agreeing no better than chance
+    // contradicts it, however well the other layers agree (e.g. a copied text signature).
+    let at_chance: Vec<&str> = signature
+        .layers
+        .iter()
+        .filter(|l| log10_binomial_tail(l.bits, l.matched, 0.5) > thresholds.chance_log10_p)
+        .map(|l| l.path.as_str())
+        .collect();
+    if !at_chance.is_empty() && at_chance.len() < signature.layers.len() {
+        reasons.push(format!("claimed layers {} agree no better than chance", at_chance.join(", ")));
+    }
     let white = signature.log10_false_claim;
-    let conclusive = white <= thresholds.owned_log10_p
+    let conclusive = (white <= thresholds.owned_log10_p && at_chance.is_empty())
         || black_box.as_ref().is_some_and(|b| b.log10_false_claim <= thresholds.owned_log10_p);
     let chance = white > thresholds.chance_log10_p
         && black_box.as_ref().is_none_or(|b| b.log10_false_claim > thresholds.chance_log10_p);
