@@ -1,8 +1,8 @@
 //! Crash safety of `cargo xtask run`, end to end: a run killed with SIGKILL in the middle of an
-//! epoch leaves only whole files and resumes to the same bits as a run never interrupted; a
-//! run folder that cannot be written, and a write that fails part-way (a full disk, simulated
-//! with a file-size limit), end in clear errors naming the file, never in a panic or a torn
-//! file.
+//! epoch or of a checkpoint commit leaves only whole files (and hidden temporary files nothing
+//! reads) and resumes to the same bits as a run never interrupted; a run folder that cannot be
+//! written, and a write that fails part-way (a full disk, simulated with a file-size limit),
+//! end in clear errors naming the file, never in a panic or a torn file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,9 +18,9 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
 const EPOCHS: usize = 4;
 
 /// One V1 stage on the synthetic task (512 training images of 32×32 px, 4 classes): each epoch
-/// takes long enough (about 1 s or more on 2 cores) to be killed in the middle. The learning
-/// rate drops at epoch 3, after the first resume, and momentum and weight decay are on, so a
-/// resume that loses the optimiser state or the schedule changes the bits.
+/// takes long enough (1.5 s on 2 cores) to be killed in the middle. The learning rate drops at
+/// epoch 3, after the first resume, and momentum and weight decay are on, so a resume that
+/// loses the optimiser state or the schedule changes the bits.
 const PLAN: &str = r#"
 name = "crash"
 seed = 11
@@ -127,14 +127,39 @@ fn committed(stage: &Path) -> Option<(usize, f64)> {
     Some((done, seconds))
 }
 
-/// Starts the plan, waits until epoch `after` is committed, lets the next epoch run for 40% of
-/// the last epoch's time, and kills the process with SIGKILL. Returns the killed process's id
-/// and the epochs committed when it died.
-fn run_and_kill(plan: &Path, runs: &Path, log: &Path, after: usize) -> (u32, usize) {
+/// When [`run_and_kill`] kills.
+#[derive(Clone, Copy, PartialEq)]
+enum Kill {
+    /// In the middle of the epoch after the one awaited: 40% of an epoch's time after its commit.
+    MidEpoch,
+    /// As soon as the run writes a file after the awaited epoch's commit (a `write_atomic`
+    /// temporary file of the process appears): inside the next epoch's checkpoint commit.
+    InCommit,
+}
+
+/// The `write_atomic` temporary files of process `pid` in a stage folder and its checkpoint.
+fn temps_of(stage: &Path, pid: u32) -> Vec<String> {
+    let suffix = format!(".tmp-{pid}");
+    [stage.to_path_buf(), stage.join("checkpoint")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(&suffix))
+        .collect()
+}
+
+/// Starts the plan, waits until epoch `after` is committed, and kills the process with SIGKILL
+/// `when` says. An in-commit kill that sees no commit in progress (a very fast disk) falls back
+/// to a mid-epoch kill in the epoch after. Returns the killed process's id and the epochs
+/// committed when it died.
+fn run_and_kill(plan: &Path, runs: &Path, log: &Path, after: usize, when: Kill) -> (u32, usize) {
     let stage = runs.join("crash/v1");
     let mut child = xtask_run(plan, runs, log).spawn().unwrap();
+    let pid = child.id();
     let deadline = Instant::now() + PROCESS_TIMEOUT;
-    let seconds = loop {
+    let mut seconds = None;
+    let mut caught = Vec::new();
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
                 "the run ended ({status}) before epoch {after} was committed and it could be killed: \
@@ -142,19 +167,28 @@ fn run_and_kill(plan: &Path, runs: &Path, log: &Path, after: usize) -> (u32, usi
                 read(log)
             );
         }
-        match committed(&stage) {
-            Some((done, seconds)) if done >= after => break seconds,
-            _ => {}
-        }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
             panic!("epoch {after} not committed after {PROCESS_TIMEOUT:?}. Log:\n{}", read(log));
         }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::thread::sleep(Duration::from_secs_f64(0.4 * seconds));
-    let pid = child.id();
+        match (when, seconds, committed(&stage)) {
+            (Kill::MidEpoch, None, Some((done, s))) if done >= after => break std::thread::sleep(Duration::from_secs_f64(0.4 * s)),
+            (Kill::InCommit, None, Some((done, s))) if done >= after => seconds = Some((done, s)),
+            (Kill::InCommit, Some((seen, s)), Some((done, _))) => {
+                caught = temps_of(&stage, pid);
+                if !caught.is_empty() {
+                    break;
+                }
+                if done > seen {
+                    eprintln!("note: no commit caught in progress; killing in the middle of the next epoch");
+                    break std::thread::sleep(Duration::from_secs_f64(0.4 * s));
+                }
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_micros(if seconds.is_some() { 200 } else { 10_000 }));
+    }
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "the run finished before it was killed ({status}): enlarge the plan");
@@ -163,8 +197,10 @@ fn run_and_kill(plan: &Path, runs: &Path, log: &Path, after: usize) -> (u32, usi
         done < EPOCHS && !stage.join("summary.json").exists(),
         "every epoch was done before the kill (epoch {done}/{EPOCHS}): enlarge the plan so that epochs last longer"
     );
-    if done != after {
-        eprintln!("note: the kill landed after epoch {done}, not in epoch {}", after + 1);
+    match when {
+        Kill::MidEpoch if done != after => eprintln!("note: the kill landed after epoch {done}, not in epoch {}", after + 1),
+        Kill::InCommit if !caught.is_empty() => eprintln!("killed in the commit of epoch {} while writing {caught:?}", after + 1),
+        _ => {}
     }
     (pid, done)
 }
@@ -297,9 +333,9 @@ fn assert_resumed(log: &str, done: usize) {
     assert_eq!(trained_epochs(log), ((done + 1)..=EPOCHS).collect::<Vec<_>>(), "epochs trained after resuming:\n{log}");
 }
 
-/// SIGKILL twice in the middle of an epoch, then a run to the end: the files stay whole at
-/// every kill, each rerun resumes after the last committed epoch, and the result is bit for bit
-/// that of a run never interrupted.
+/// SIGKILL twice, in the middle of an epoch and then inside a checkpoint commit, then a run to
+/// the end: the files stay whole at every kill, each rerun resumes after the last committed
+/// epoch, and the result is bit for bit that of a run never interrupted.
 #[test]
 fn killed_run_resumes_to_the_same_bits() {
     let tmp = tempfile::tempdir().unwrap();
@@ -314,7 +350,7 @@ fn killed_run_resumes_to_the_same_bits() {
     let runs = tmp.path().join("runs");
     let stage = runs.join("crash/v1");
     let mut killed = Vec::new();
-    let (pid, first) = run_and_kill(&plan, &runs, &tmp.path().join("kill-1.log"), 1);
+    let (pid, first) = run_and_kill(&plan, &runs, &tmp.path().join("kill-1.log"), 1, Kill::MidEpoch);
     killed.push(pid);
     check_whole(&runs, &killed);
     assert_committed(&stage, first);
@@ -322,7 +358,7 @@ fn killed_run_resumes_to_the_same_bits() {
     let mut done = first;
     if first + 1 < EPOCHS {
         let log = tmp.path().join("kill-2.log");
-        let (pid, second) = run_and_kill(&plan, &runs, &log, first + 1);
+        let (pid, second) = run_and_kill(&plan, &runs, &log, first, Kill::InCommit);
         killed.push(pid);
         assert!(read(&log).contains(&format!("epoch={first}")), "{}", read(&log));
         check_whole(&runs, &killed);
@@ -345,8 +381,8 @@ fn killed_run_resumes_to_the_same_bits() {
         .map(|row| format!("{:.1}", row["seconds"].as_f64().unwrap()))
         .collect();
     eprintln!(
-        "killed after epochs {first} and {done}; uninterrupted run {:.1} s (epochs {} s), whole test {:.1} s; \
-         temporary files left by the kills: {temps:?}",
+        "epochs committed at the kills: {first}, then {done}; uninterrupted run {:.1} s (epochs {} s), \
+         whole test {:.1} s; temporary files left by the kills: {temps:?}",
         uninterrupted.as_secs_f64(),
         epoch_seconds.join(", "),
         started.elapsed().as_secs_f64()

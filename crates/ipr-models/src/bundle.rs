@@ -238,20 +238,20 @@ impl OwnerBundle {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let meta = fs::metadata(path).map_err(|source| StoreError::Io {
+            let meta = fs::metadata(path).map_err(|cause| StoreError::Io {
                 action: "read",
                 path: path.into(),
-                source,
+                cause,
             })?;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(BundleError::Exposed { path: shown, mode });
             }
         }
-        let bytes = fs::read(path).map_err(|source| StoreError::Io {
+        let bytes = fs::read(path).map_err(|cause| StoreError::Io {
             action: "read",
             path: path.into(),
-            source,
+            cause,
         })?;
         let bundle: Self = serde_json::from_slice(&bytes)
             .map_err(|e| BundleError::Malformed { path: shown.clone(), message: e.to_string() })?;

@@ -46,4 +46,6 @@ pub use net::{Arch, Net, NetConfig, NetOutput};
 pub use params::param_paths;
 pub use resnet::{BasicBlock, ResNet};
 pub use sampling::sample_passports;
-pub use store::{StoreError, load_module, save_module, save_module_with_mode, weights_digest, write_atomic};
+pub use store::{
+    StoreError, load_module, remove_stale_temporaries, save_module, save_module_with_mode, weights_digest, write_atomic,
+};

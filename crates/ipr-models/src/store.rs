@@ -15,14 +15,14 @@ use crate::param_paths;
 #[non_exhaustive]
 pub enum StoreError {
     /// The file system refused.
-    #[error("cannot {action} `{}`: {source}; check that the folder exists, is writable and has free space", path.display())]
+    #[error("cannot {action} `{}`: {cause}; check that the folder exists, is writable and has free space", path.display())]
     Io {
         /// What was being done.
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, not chained: it would print twice).
+        cause: std::io::Error,
     },
     /// The file is not a model record, or is truncated.
     #[error("`{}` is not a readable model record ({message}); it may be truncated or not a model file: re-run the stage that writes it", path.display())]
@@ -49,7 +49,7 @@ pub enum StoreError {
 /// # Errors
 /// [`StoreError::Io`] naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), StoreError> {
-    let io = |action, source| StoreError::Io { action, path: path.to_path_buf(), source };
+    let io = |action, cause| StoreError::Io { action, path: path.to_path_buf(), cause };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -70,6 +70,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), 
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes the temporary files [`write_atomic`] left in `dir` when a process was killed
+/// mid-write (`.NAME.tmp-PID` of another process id). They are never read: the target file is
+/// either the old one or the new one.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let own = format!(".tmp-{}", std::process::id());
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stale = name.starts_with('.')
+            && name.rsplit_once(".tmp-").is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            && !name.ends_with(&own);
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Saves a module's record (weights, running statistics, passports) to `path`, atomically.
@@ -100,7 +117,7 @@ pub fn save_module_with_mode<M: Module>(module: &M, path: &Path, mode: Option<u3
 /// [`StoreError::Io`] for a missing file, [`StoreError::Corrupt`] for a damaged one and
 /// [`StoreError::Mismatch`] for a record of another model.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, StoreError> {
-    let bytes = fs::read(path).map_err(|source| StoreError::Io { action: "read", path: path.into(), source })?;
+    let bytes = fs::read(path).map_err(|cause| StoreError::Io { action: "read", path: path.into(), cause })?;
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| StoreError::Corrupt { path: path.into(), message: e.to_string() })?;
     module

@@ -14,7 +14,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use ipr_data::Loader;
-use ipr_models::{LayerSignature, Net, load_module, save_module_with_mode, write_atomic};
+use ipr_models::{LayerSignature, Net, load_module, remove_stale_temporaries, save_module_with_mode, write_atomic};
 use ipr_passport::Route;
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +100,7 @@ pub fn train<M: Net>(
     config.check()?;
     let ckpt = checkpoint_dir(dir);
     fs::create_dir_all(&ckpt).map_err(|e| file_err("create", &ckpt, e))?;
+    remove_stale_temporaries(&ckpt);
     let mut optim = optimizer(config);
     let mut model = model;
 
@@ -116,6 +117,7 @@ pub fn train<M: Net>(
         let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
         optim = optim.load(&optim_path).map_err(|err| file_err("read", &optim_path, err))?;
         resumed_after = Some(e);
+        remove_other_epochs(&ckpt, e);
         tracing::info!(epoch = e, "resuming after the last completed epoch");
     }
 
@@ -245,16 +247,21 @@ fn commit_checkpoint<M: Net>(
     write_history(&state.history, &dir.join("history.csv"))?;
     let json = serde_json::to_vec_pretty(state).map_err(|err| file_err("encode", &ckpt, err))?;
     write_atomic(&ckpt.join("state.json"), &json, None)?;
-    // Every other epoch's files go, not only the previous one's: a run killed between its
-    // commit and this clean-up leaves an older pair that no later commit would name.
-    for entry in fs::read_dir(&ckpt).into_iter().flatten().flatten() {
+    remove_other_epochs(&ckpt, e);
+    Ok(())
+}
+
+/// Removes the checkpoint files of every epoch but `e`, the committed one: not only the
+/// previous epoch's, since a run killed between a commit and this clean-up leaves files that no
+/// later commit names (and after the last epoch no later commit comes; a resume cleans up too).
+fn remove_other_epochs(ckpt: &Path, e: usize) {
+    for entry in fs::read_dir(ckpt).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let epoch = name.to_str().and_then(|n| n.strip_prefix("epoch-")).and_then(|n| n.split('.').next());
         if epoch.is_some_and(|k| k.parse::<usize>().ok() != Some(e)) {
             let _ = fs::remove_file(entry.path());
         }
     }
-    Ok(())
 }
 
 /// Writes the history as CSV, atomically.

@@ -57,7 +57,7 @@ pub fn run<M: Net>(
     for r in &rows {
         out += &format!("| {} | {:.2}% | {:.1}% |\n", r.draw, 100.0 * r.accuracy, 100.0 * r.detection);
     }
-    std::fs::write(dir.join("report.md"), out)?;
+    ipr_models::write_atomic(&dir.join("report.md"), out.as_bytes(), None)?;
     Ok(format!(
         "forged passports: mean {:.2}% (range {:.2}–{:.2}%) vs genuine {:.2}%",
         100.0 * mean,

@@ -169,6 +169,7 @@ fn run_stage(ctx: &Ctx<'_>, stage: &Stage) -> Result<Headline> {
     } else {
         write_atomic(&plan_path, resolved.as_bytes(), None)?;
     }
+    ipr_models::remove_stale_temporaries(&dir);
     let summary_path = dir.join("summary.json");
     let headline_path = dir.join("headline.json");
     if summary_path.exists() && headline_path.exists() {

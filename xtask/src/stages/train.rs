@@ -226,7 +226,7 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage, dir: &Path) -> Res
             / outcome.history.iter().rev().take(trained_epochs).map(|r| r.seconds).sum::<f64>().max(1e-9),
     };
     write_json(&dir.join("summary.json"), &summary)?;
-    std::fs::write(dir.join("report.md"), report(name, &summary, &outcome.history))?;
+    ipr_models::write_atomic(&dir.join("report.md"), report(name, &summary, &outcome.history).as_bytes(), None)?;
 
     let mut headline = format!("{} test accuracy {:.2}%", t.scheme.name().to_uppercase(), 100.0 * last.test_acc);
     if let Some(p) = last.private_acc {

@@ -37,7 +37,7 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, from: &str, dir: &Path) -> Result<String> {
     };
     let verdict = verify(&model, &Claim::from(&bundle), &evidence, &Thresholds::default()).map_err(anyhow::Error::msg)?;
     write_json(&dir.join("summary.json"), &verdict)?;
-    std::fs::write(dir.join("report.md"), report(from, &verdict))?;
+    ipr_models::write_atomic(&dir.join("report.md"), report(from, &verdict).as_bytes(), None)?;
     let s = &verdict.signature;
     let texts: Vec<String> = s.layers.iter().filter_map(|l| l.decoded.as_ref().map(|d| format!("\"{d}\""))).collect();
     Ok(format!(
