@@ -220,6 +220,12 @@ fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
     let verify = json(&runs.join("private/verify/summary.json"));
     assert_eq!(verify["weights_match"], true, "{verify}");
     assert_eq!(verify["black_box"]["images"], 40, "{verify}");
+    // The private path the verifier rebuilds from the public model and the bundle is the one
+    // the owner trained.
+    let rebuilt = verify["fidelity"]["genuine_acc"].as_f64().unwrap();
+    let trained = summary["private_test_acc"].as_f64().unwrap();
+    assert!((rebuilt - trained).abs() <= 0.001, "rebuilt private path {rebuilt} vs trained {trained}");
+    assert_eq!(verify["fidelity"]["public_acc"].as_f64().unwrap(), public_path, "{verify}");
     // A third party holds the public model and the owner bundle.
     let cli = xtask(&["verify", "--model", dir.join("public.bpk").to_str().unwrap(), "--owner", dir.join("owner.json").to_str().unwrap(), "--json"]);
     assert!(cli.status.code() == Some(0) || cli.status.code() == Some(1), "{}", text(&cli));

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use burn::module::Param;
+use burn::module::{Param, RunningState};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use ipr_passport::{ConvBlock, Norm, Signature};
@@ -97,7 +97,7 @@ impl LayerPassports {
         }
         let channels = block.out_channels();
         let mut private = Norm::new(block.bn.kind, channels, false, device);
-        if let (Some(mean), Some(var)) = (&private.running_mean, &private.running_var) {
+        if private.running_mean.is_some() {
             if self.running_mean.is_empty() {
                 return Err(ModelError::Config(format!(
                     "the owner bundle holds no private batch-norm statistics for layer `{}` (a bundle written before they were kept): the private path cannot be rebuilt from it",
@@ -107,8 +107,9 @@ impl LayerPassports {
             if self.running_mean.len() != channels || self.running_var.len() != channels {
                 return Err(misfit("batch-norm statistics"));
             }
-            mean.update(Tensor::from_floats(self.running_mean.as_slice(), device));
-            var.update(Tensor::from_floats(self.running_var.as_slice(), device));
+            // New states rather than `update`: an update is only seen after a sync.
+            private.running_mean = Some(RunningState::new(Tensor::from_floats(self.running_mean.as_slice(), device)));
+            private.running_var = Some(RunningState::new(Tensor::from_floats(self.running_var.as_slice(), device)));
         }
         private.training = block.bn.training.clone();
         let block = block.with_passports(&self.path, key, skey)?;

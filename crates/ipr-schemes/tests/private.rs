@@ -157,3 +157,25 @@ fn each_path_keeps_its_own_running_statistics() {
     assert_ne!(priv1, stats(block.private_bn.as_ref().unwrap()));
     assert_eq!(pub1, stats(&block.bn));
 }
+
+/// The owner's private path, rebuilt from the public model and the owner's passports and
+/// statistics, computes what the owner's model computes.
+#[test]
+fn private_path_is_rebuilt_from_the_public_model_and_the_bundle() {
+    let device = Device::flex().autodiff();
+    device.seed(6);
+    let layout = Layout::parse("4 = true\n6 = true\n", "test").unwrap().with_private(true);
+    let owner = AlexNet::init(&alexnet_config(NormKind::Bn), &layout, &device).unwrap();
+    for _ in 0..3 {
+        // Training-mode forwards move both paths' running statistics away from their init.
+        let x = Tensor::<4>::random([8, 1, 32, 32], Distribution::Normal(0.5, 2.0), &device);
+        let _ = owner.forward_route(x, Route::Both, &mut |_, _| {});
+    }
+    let owner = owner.valid();
+    let public = owner.clone().fold_route(Route::Public);
+    let rebuilt = ipr_models::restore_private(public, &ipr_models::LayerPassports::of(&owner)).unwrap();
+    let x = Tensor::<4>::random([4, 1, 32, 32], Distribution::Normal(0.5, 2.0), &owner.devices()[0]);
+    let want = owner.clone().fold_route(Route::Private).forward(x.clone()).logits;
+    let got = rebuilt.fold_route(Route::Private).forward(x).logits;
+    want.into_data().assert_approx_eq::<f32>(&got.into_data(), Default::default());
+}
