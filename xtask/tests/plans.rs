@@ -208,6 +208,7 @@ fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
     let public = std::fs::read(dir.join("public.bpk")).unwrap();
     assert!(!public.windows(4).any(|w| w == b"skey"), "passports in the public model");
     let bundle = json(&dir.join("owner.json"));
+    no_secret_outside_the_owner_files(&bundle, &runs.join("private"), &text(&out));
     assert_eq!(bundle["scheme"], "v3");
     assert_eq!(bundle["passports"].as_array().unwrap().len(), 3);
     let summary = json(&dir.join("summary.json"));
@@ -316,5 +317,50 @@ fn write_secret(path: &Path, bytes: &[u8]) {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// The owner's secrets (passport values, signature bits) appear in no log line, report, summary,
+/// card or public model: only in the owner's own files (bundle, owner model, checkpoints,
+/// trigger set).
+fn no_secret_outside_the_owner_files(bundle: &serde_json::Value, run: &Path, log: &str) {
+    let owner_only = ["owner.json", "model.bpk", "best.bpk", "checkpoint", "trigger"];
+    let mut shared = Vec::new();
+    let mut stack = vec![run.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if dir.ends_with("baseline") || owner_only.contains(&name) {
+                continue;
+            }
+            if path.is_dir() { stack.push(path) } else { shared.push(path) }
+        }
+    }
+    assert!(shared.iter().any(|p| p.ends_with("public.bpk")) && shared.iter().any(|p| p.ends_with("report.md")), "{shared:?}");
+    let mut files: Vec<(String, Vec<u8>)> = shared.iter().map(|p| (p.display().to_string(), std::fs::read(p).unwrap())).collect();
+    files.push(("the log".into(), log.as_bytes().to_vec()));
+    for layer in bundle["passports"].as_array().unwrap() {
+        let values: Vec<f32> = layer["skey"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        // Four consecutive non-zero passport values (sampled passports are post-ReLU activations,
+        // mostly zeros), as text (any of them) and as f32 bytes.
+        let at = values.windows(4).position(|w| w.iter().all(|v| v.abs() > 1e-3)).expect("non-zero passport values");
+        let window = &values[at..at + 4];
+        let words: Vec<String> = window.iter().map(|v| v.to_string()).filter(|w| w.len() >= 6).collect();
+        let bytes: Vec<u8> = window.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for (name, content) in &files {
+            assert!(!content.windows(bytes.len()).any(|w| w == bytes.as_slice()), "passport bytes in {name}");
+            let text = String::from_utf8_lossy(content);
+            for word in &words {
+                assert!(!text.contains(word.as_str()), "passport value {word} in {name}");
+            }
+        }
+    }
+    for layer in bundle["layers"].as_array().unwrap() {
+        let bits: Vec<String> = layer["signature"]["bits"].as_array().unwrap().iter().take(24).map(|b| b.to_string()).collect();
+        for (name, content) in &files {
+            let text: String = String::from_utf8_lossy(content).chars().filter(|c| !c.is_whitespace()).collect();
+            assert!(!text.contains(&bits.join(",")), "signature bits in {name}");
+        }
     }
 }
