@@ -5,27 +5,57 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, ResNet};
 use ipr_schemes::{PassportObjective, TrainConfig, eval_form, optimizer, train_step};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One measured configuration.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Row {
-    arch: &'static str,
-    scheme: &'static str,
+    arch: String,
+    scheme: String,
     step_median_s: f64,
     step_min_s: f64,
     step_max_s: f64,
     eval_images_per_s: f64,
+    /// The PyTorch peer's row for the same configuration (`--vs-pytorch`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pytorch: Option<Box<Row>>,
 }
 
-/// Measures every configuration, prints a table and writes JSON to `out`.
-pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path) -> Result<Vec<Row>> {
+/// Runs `bench/pytorch_peer.py` for one configuration and reads its row back.
+fn pytorch_row(arch: &str, scheme: &str, steps: usize, batch: usize, device: &str) -> Result<Row> {
+    let root = crate::project_root();
+    let out = std::env::temp_dir().join(format!("pytorch-peer-{}-{arch}-{scheme}.json", std::process::id()));
+    let status = std::process::Command::new("python3")
+        .arg(root.join("bench/pytorch_peer.py"))
+        .args(["--only", &format!("{arch}-{scheme}"), "--steps", &steps.to_string(), "--batch", &batch.to_string()])
+        .args(["--device", if device == "cpu" { "cpu" } else { "cuda" }, "--json"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run python3 for the PyTorch peer")?;
+    anyhow::ensure!(status.success(), "the PyTorch peer failed on {arch} {scheme} (run bench/pytorch_peer.py by hand to see why)");
+    let rows: Vec<Row> = serde_json::from_slice(&std::fs::read(&out)?).context("the PyTorch peer wrote no readable JSON")?;
+    let _ = std::fs::remove_file(&out);
+    rows.into_iter().next().context("the PyTorch peer wrote no row")
+}
+
+/// Measures every configuration, prints a table and writes JSON to `out`. With `vs_pytorch`,
+/// the PyTorch peer (`bench/pytorch_peer.py`) measures each configuration right after ours, on
+/// the same machine, and the ratio ours/PyTorch is printed.
+pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path, vs_pytorch: bool) -> Result<Vec<Row>> {
     let device = crate::device::select(device_name)?;
+    if vs_pytorch {
+        let torch = std::process::Command::new("python3").args(["-c", "import torch"]).output();
+        anyhow::ensure!(
+            torch.is_ok_and(|o| o.status.success()),
+            "--vs-pytorch needs PyTorch: `python3 -c \"import torch\"` fails here (pip install torch)"
+        );
+    }
     let mut rows = Vec::new();
     for arch in [Arch::Alexnet, Arch::Resnet18] {
         for scheme in ["v0", "v1", "v2"] {
@@ -35,7 +65,7 @@ pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path) -> Result<
                 let path = crate::project_root().join("configs/passport").join(format!("{}.toml", arch.name()));
                 Layout::parse(&std::fs::read_to_string(&path)?, &path.display().to_string())?.with_private(scheme == "v2")
             };
-            let row = match arch {
+            let mut row = match arch {
                 Arch::Alexnet => measure::<AlexNet>(arch, scheme, &layout, &device, steps, batch)?,
                 _ => measure::<ResNet>(arch, scheme, &layout, &device, steps, batch)?,
             };
@@ -43,6 +73,19 @@ pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path) -> Result<
                 "{:<9} {:<3} step median {:.3} s (min {:.3}, max {:.3}), eval {:.0} images/s",
                 row.arch, row.scheme, row.step_median_s, row.step_min_s, row.step_max_s, row.eval_images_per_s
             );
+            if vs_pytorch {
+                let peer = pytorch_row(arch.name(), scheme, steps, batch, device_name)?;
+                println!(
+                    "{:<9} {:<3}   PyTorch step {:.3} s, eval {:.0} images/s: ours/PyTorch step {:.2}, eval throughput {:.2}",
+                    "",
+                    "",
+                    peer.step_median_s,
+                    peer.eval_images_per_s,
+                    row.step_median_s / peer.step_median_s,
+                    row.eval_images_per_s / peer.eval_images_per_s
+                );
+                row.pytorch = Some(Box::new(peer));
+            }
             rows.push(row);
         }
     }
@@ -102,11 +145,12 @@ fn measure<M: Net>(
         let _ = eval.forward(eval_images.clone()).logits.into_data();
     }
     Ok(Row {
-        arch: arch.name(),
-        scheme,
+        arch: arch.name().into(),
+        scheme: scheme.into(),
         step_median_s: times[times.len() / 2],
         step_min_s: times[0],
         step_max_s: times[times.len() - 1],
         eval_images_per_s: (256 * rounds) as f64 / started.elapsed().as_secs_f64(),
+        pytorch: None,
     })
 }

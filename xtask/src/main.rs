@@ -85,6 +85,10 @@ enum Command {
         /// Where the JSON results go.
         #[arg(long, default_value = "runs/bench/bench.json")]
         out: PathBuf,
+        /// Also run the PyTorch peer (bench/pytorch_peer.py) on each configuration, right
+        /// after ours, and print the ratios ours/PyTorch.
+        #[arg(long)]
+        vs_pytorch: bool,
     },
 }
 
@@ -180,9 +184,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("trigger set of {n} images ({channels}×{size}×{size}, labels 0..{classes}) written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { device, steps, batch, out } => {
+        Command::Bench { device, steps, batch, out, vs_pytorch } => {
             anyhow::ensure!(steps > 0 && batch > 0, "--steps and --batch must be at least 1");
-            bench::run(&device, steps, batch, &out)?;
+            bench::run(&device, steps, batch, &out, vs_pytorch)?;
             Ok(ExitCode::SUCCESS)
         }
     }
