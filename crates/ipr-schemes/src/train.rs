@@ -113,9 +113,12 @@ pub fn train<M: Net>(
             file_err("parse", &state_path, format!("{e}; delete the checkpoint folder to start over"))
         })?;
         let e = state.epochs_done;
-        model = load_module(model, &ckpt.join(format!("epoch-{e}.bpk")))?;
+        // A damaged checkpoint is refused with the way out: starting the stage over.
+        let start_over = |err: String| format!("{err}; delete `{}` to train the stage from the start", ckpt.display());
+        let model_path = ckpt.join(format!("epoch-{e}.bpk"));
+        model = load_module(model, &model_path).map_err(|err| file_err("resume from", &model_path, start_over(err.to_string())))?;
         let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
-        optim = optim.load(&optim_path).map_err(|err| file_err("read", &optim_path, err))?;
+        optim = optim.load(&optim_path).map_err(|err| file_err("resume from", &optim_path, start_over(err.to_string())))?;
         resumed_after = Some(e);
         remove_other_epochs(&ckpt, e);
         tracing::info!(epoch = e, "resuming after the last completed epoch");

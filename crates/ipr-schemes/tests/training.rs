@@ -88,4 +88,21 @@ fn learns_embeds_the_signature_and_resumes_identically() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert!(ckpt.contains(&"epoch-12.bpk".to_string()) && !ckpt.contains(&"epoch-1.bpk".to_string()), "{ckpt:?}");
+
+    // A checkpoint damaged on disk is an error naming the file and the way out, not a panic and
+    // not a silent restart. (Here, in the same test: tests of one binary share the RNG.)
+    let file = split.path().join("checkpoint/epoch-12.bpk");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let device = Device::flex().autodiff();
+    let model = AlexNet::init(&s.config, &s.layout, &device).unwrap();
+    let objective = PassportObjective::new(&[], 0.1, &device);
+    let config = TrainConfig { epochs: 13, batch_size: 32, seed: 3, ..TrainConfig::default() };
+    let data = TrainData { train: &s.train, test: &s.test };
+    let Err(err) = train(model, &objective, &[], &config, data, &device, split.path()) else {
+        panic!("a truncated checkpoint was accepted")
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("epoch-12.bpk") && msg.contains("to train the stage from the start"), "{msg}");
 }
+
