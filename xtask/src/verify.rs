@@ -7,12 +7,14 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use ipr_data::Loader;
 use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, OwnerBundle, ResNet, load_module};
-use ipr_passport::SignatureSpec;
-use ipr_verify::{Claim, Decision, Evidence, LabelledBatches, Thresholds, Verdict, inspect_reference, load_reference, verify};
+use ipr_verify::{
+    Claim, Decision, Evidence, LabelledBatches, ReferenceInfo, Thresholds, Verdict, inspect_reference, load_reference, verify,
+};
 use serde::Serialize;
 
 use crate::data::Datasets;
 use crate::plan::{DataSection, DatasetKind};
+use crate::stages::private_scheme;
 
 /// What the command was asked.
 pub struct Request {
@@ -76,10 +78,15 @@ struct Loaded<M> {
     bundle: Option<OwnerBundle>,
 }
 
-fn load<M: Net>(request: &Request, device: &Device) -> Result<Loaded<M>> {
-    let bundle = request.owner.as_deref().map(OwnerBundle::load).transpose()?;
-    if is_pytorch(&request.model)? {
-        let info = inspect_reference(&request.model)?;
+/// What `run` read once: the owner bundle, and the description of a PyTorch checkpoint.
+struct Inputs {
+    bundle: Option<OwnerBundle>,
+    reference: Option<ReferenceInfo>,
+}
+
+fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Loaded<M>> {
+    let Inputs { bundle, reference } = inputs;
+    if let Some(info) = reference {
         let model: M = load_reference(&request.model, &info, device)?;
         if let Some(bundle) = bundle.as_ref().filter(|b| b.model.arch != info.config.arch) {
             bail!(
@@ -96,12 +103,9 @@ fn load<M: Net>(request: &Request, device: &Device) -> Result<Loaded<M>> {
         };
         return Ok(Loaded { model, config: info.config, scheme: info.scheme, claim_source, signatures, bundle });
     }
-    let Some(bundle) = bundle else {
-        bail!("`{}` is a model record of this tool: pass the owner bundle that claims it with --owner PATH", request.model.display());
-    };
+    let bundle = bundle.context("a model record of this tool needs its owner bundle")?;
     let config = bundle.model.clone();
-    let paths = bundle.layers.iter().map(|l| (l.path.clone(), SignatureSpec::Random));
-    let passport_layout = Layout::from_entries(paths).with_private(matches!(bundle.scheme.as_str(), "v2" | "v3"));
+    let passport_layout = Layout::structure(bundle.layers.iter().map(|l| l.path.clone()), private_scheme(&bundle.scheme));
     // A V2/V3 public model is a model without passports; a V1 model or an owner's model has them.
     let layouts = if bundle.passports.is_empty() { vec![passport_layout] } else { vec![Layout::none(), passport_layout] };
     let mut first_error = None;
@@ -130,19 +134,22 @@ fn load<M: Net>(request: &Request, device: &Device) -> Result<Loaded<M>> {
 /// Runs the check and prints the verdict; returns the decision.
 pub fn run(request: &Request) -> Result<Decision> {
     let device = Device::flex();
-    let arch = match (is_pytorch(&request.model)?, &request.owner) {
-        (true, _) => inspect_reference(&request.model)?.config.arch,
-        (false, Some(owner)) => OwnerBundle::load(owner)?.model.arch,
-        (false, None) => bail!("`{}` is a model record of this tool: pass the owner bundle that claims it with --owner PATH", request.model.display()),
+    let bundle = request.owner.as_deref().map(OwnerBundle::load).transpose()?;
+    let reference = if is_pytorch(&request.model)? { Some(inspect_reference(&request.model)?) } else { None };
+    let arch = match (&reference, &bundle) {
+        (Some(info), _) => info.config.arch,
+        (None, Some(bundle)) => bundle.model.arch,
+        (None, None) => bail!("`{}` is a model record of this tool: pass the owner bundle that claims it with --owner PATH", request.model.display()),
     };
+    let inputs = Inputs { bundle, reference };
     match arch {
-        Arch::Alexnet => run_for::<AlexNet>(request, &device),
-        Arch::Resnet9 | Arch::Resnet18 => run_for::<ResNet>(request, &device),
+        Arch::Alexnet => run_for::<AlexNet>(request, inputs, &device),
+        Arch::Resnet9 | Arch::Resnet18 => run_for::<ResNet>(request, inputs, &device),
     }
 }
 
-fn run_for<M: Net>(request: &Request, device: &Device) -> Result<Decision> {
-    let loaded = load::<M>(request, device)?;
+fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Decision> {
+    let loaded = load::<M>(request, inputs, device)?;
     let data = match request.data {
         Some(kind) => Some(Datasets::load(&DataSection::new(kind, request.data_root.clone(), &crate::project_root()), 0)?),
         None if request.trigger.is_some() => bail!("--trigger needs --data: the trigger images are read at the dataset's size and normalisation"),

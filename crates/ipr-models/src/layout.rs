@@ -54,6 +54,12 @@ impl Layout {
         self.private
     }
 
+    /// The layout that rebuilds the structure of a saved model from its passport layer paths
+    /// (signatures are not part of a structure): private layers when `private` (V2/V3).
+    pub fn structure(paths: impl IntoIterator<Item = String>, private: bool) -> Self {
+        Self::from_entries(paths.into_iter().map(|p| (p, SignatureSpec::Random))).with_private(private)
+    }
+
     /// Builds a layout from `(path, spec)` pairs.
     pub fn from_entries(entries: impl IntoIterator<Item = (String, SignatureSpec)>) -> Self {
         Self { layers: entries.into_iter().collect(), source: "layout".into(), private: false }

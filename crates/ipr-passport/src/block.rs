@@ -213,11 +213,9 @@ impl ConvBlock {
     /// - output `out`: `[batch, out_channels, h', w']`; `gamma`: `[out_channels]`
     pub fn forward_route(&self, x: Tensor<4>, route: Route) -> BlockOutput {
         let y = self.conv.forward(x); // [batch, out_channels, h', w']
-        let passport = self.passport_gamma_beta();
-        let gamma = match (self.is_private(), route) {
-            (true, Route::Public) => None,
-            _ => passport.as_ref().map(|(g, _)| g.clone()),
-        };
+        // A private layer's public path needs no passport work.
+        let passport = if self.is_private() && route == Route::Public { None } else { self.passport_gamma_beta() };
+        let gamma = passport.as_ref().map(|(g, _)| g.clone());
         // Batch statistics and a private layer's two affines both differ between halves.
         let split = route == Route::Both && (self.is_private() || self.bn.kind == NormKind::Bn);
         let out = if split {

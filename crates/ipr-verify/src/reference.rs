@@ -29,7 +29,7 @@ use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::{bf16, f16};
 use ipr_models::{Arch, LayerSignature, Layout, ModelError, Net, NetConfig, param_paths};
-use ipr_passport::{NormKind, Signature, SignatureSpec};
+use ipr_passport::{NormKind, Signature};
 use pytorch_reader::{DType, PytorchReader};
 
 /// What a reference checkpoint holds, read from its keys and shapes by [`inspect_reference`].
@@ -476,8 +476,7 @@ pub fn load_reference<M: Net>(path: &Path, info: &ReferenceInfo, device: &Device
         let wanted = std::any::type_name::<M>().rsplit("::").next().unwrap_or("this model").to_string();
         return Err(ReferenceError::WrongModel { file: sd.file, found: family(info.config.arch).into(), wanted });
     }
-    let layout = Layout::from_entries(info.passport_paths.iter().map(|p| (p.clone(), SignatureSpec::Random)))
-        .with_private(private);
+    let layout = Layout::structure(info.passport_paths.iter().cloned(), private);
     let model = M::init(&info.config, &layout, device).map_err(|e| ReferenceError::Model {
         file: sd.file.clone(),
         model: model_name.clone(),

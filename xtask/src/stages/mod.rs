@@ -12,7 +12,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use ipr_models::{AlexNet, Arch, Layout, Net, NetConfig, OwnerBundle, load_module, write_atomic};
-use ipr_passport::SignatureSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Datasets;
@@ -87,11 +86,15 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 pub fn rebuild<M: Net>(dir: &Path, device: &Device) -> Result<(M, ModelCard)> {
     read_card(dir, "model", "run the train stage that writes it first")
         .and_then(|card| {
-            let private = matches!(card.scheme.as_str(), "v2" | "v3");
-            let paths = card.passport_layers.iter().map(|p| (p.clone(), SignatureSpec::Random));
-            let model = M::init(&card.model, &Layout::from_entries(paths).with_private(private), device)?;
+            let layout = Layout::structure(card.passport_layers.iter().cloned(), private_scheme(&card.scheme));
+            let model = M::init(&card.model, &layout, device)?;
             Ok((load_module(model, &dir.join("model.bpk"))?, card))
         })
+}
+
+/// Whether a scheme name (of a model card or an owner bundle) has private passport layers.
+pub fn private_scheme(name: &str) -> bool {
+    matches!(name, "v2" | "v3")
 }
 
 /// Reads the public model of a V2/V3 train stage (`public.bpk`) into the model of its
