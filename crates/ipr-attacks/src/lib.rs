@@ -1,7 +1,14 @@
 //! Robustness evaluations of DeepIPR passports. Every attack reuses the training and evaluation
-//! loop of `ipr-schemes`; none has a loop of its own.
+//! loop of `ipr-schemes`; none has a loop of its own (the attacks that train run it one epoch at
+//! a time through [`train_probed`] to measure the signature after every epoch).
 //!
-//! - [`forge`]: ambiguity attack 1, forged passports.
+//! - [`finetune`]: transfer learning, RTAL or FTAL, of the attacker's copy;
+//! - [`prune`]: global magnitude pruning of every conv and linear weight;
+//! - [`flip`]: negating a fraction of all γ entries;
+//! - [`forge`]: ambiguity attack 1, forged passports;
+//! - [`reverse`]: ambiguity attack 2, reverse-engineering γ/β with every weight frozen;
+//! - [`optimise_passport`]: ambiguity attack 3, optimising forged passports;
+//! - [`substitute`]: the accessory-block (ERB) substitution attack of Chen et al. (CVPR 2023).
 //!
 //! # Example
 //! ```
@@ -22,12 +29,31 @@
 //! ```
 #![deny(missing_docs)]
 
+mod finetune;
+mod flip;
 mod forge;
+mod optimise;
+mod probe;
+mod prune;
+mod reverse;
+mod substitute;
+mod surgery;
 
+pub use finetune::{FinetuneMode, FinetuneProbe, finetune};
+pub use flip::{FlipRow, flip, flip_gammas};
 pub use forge::{ForgeRow, ForgeSource, forge};
+pub use optimise::{DISTANCE_WEIGHT, ForgeryObjective, PassportProbe, START_NOISE, optimise_passport, optimise_setup};
+pub use probe::{Probed, train_probed};
+pub use prune::{PruneRow, prune, prune_weights};
+pub use reverse::{SignatureProbe, reverse, reverse_setup};
+pub use substitute::{Erb, ErbKind, SubstituteProbe, raw_gammas, substitute, substitute_setup};
+pub use surgery::{attacker_copy, dissimilarity, flipped_signatures, norm_affine_ids, passport_ids, train_only, values};
+
+use std::path::PathBuf;
 
 use ipr_data::DataError;
-use ipr_models::ModelError;
+use ipr_models::{ModelError, StoreError};
+use ipr_schemes::SchemeError;
 
 /// What can stop an attack.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +65,23 @@ pub enum AttackError {
     /// The model could not be rebuilt.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The training loop stopped.
+    #[error(transparent)]
+    Train(#[from] SchemeError),
+    /// A file of the attack could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file of the attack could not be read.
+    #[error("cannot read `{}`: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The attack does not apply to this model or these settings.
+    #[error("{0}")]
+    Config(String),
     /// A pretrained model is needed but none was given.
     #[error("forging passports from images needs a pretrained model: set `pretrained` to a train stage, or use source = \"noise\"")]
     NeedsPretrained,

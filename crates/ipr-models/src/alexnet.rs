@@ -131,6 +131,16 @@ impl Net for AlexNet {
         router.finish(logits, gammas)
     }
 
+    fn reset_head(mut self, num_classes: usize, device: &Device) -> Self {
+        let fresh = |old: &Linear| LinearConfig::new(old.weight.dims()[0], num_classes).init(device);
+        if let Some(linear) = &self.classifier {
+            self.classifier = Some(fresh(linear));
+        } else if let Some(Some(linear)) = self.deep_classifier.get(6) {
+            self.deep_classifier[6] = Some(fresh(linear));
+        }
+        self
+    }
+
     fn blocks(&self) -> Vec<(String, &ConvBlock)> {
         self.features
             .iter()

@@ -162,6 +162,10 @@ pub trait Net: Module + Sized + 'static {
     /// Every conv block with its path, in forward order.
     fn blocks(&self) -> Vec<(String, &ConvBlock)>;
 
+    /// The network with its last linear layer re-initialised for `num_classes` outputs, as a
+    /// model built with that many classes would have it (transfer learning; RTAL).
+    fn reset_head(self, num_classes: usize, device: &Device) -> Self;
+
     /// Rebuilds the network with every conv block passed through `f`.
     ///
     /// # Errors

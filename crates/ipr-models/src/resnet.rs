@@ -184,6 +184,11 @@ impl Net for ResNet {
         router.finish(self.linear.forward(pooled), gammas)
     }
 
+    fn reset_head(mut self, num_classes: usize, device: &Device) -> Self {
+        self.linear = LinearConfig::new(self.linear.weight.dims()[0], num_classes).init(device);
+        self
+    }
+
     fn blocks(&self) -> Vec<(String, &ConvBlock)> {
         let mut out = vec![("convbnrelu_1".to_string(), &self.convbnrelu_1)];
         for stage in 1..=4 {

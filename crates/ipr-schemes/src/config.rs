@@ -62,6 +62,9 @@ pub struct TrainConfig {
     pub sign_loss: f64,
     /// Seed of the order, augmentation and every random draw of the run.
     pub seed: u64,
+    /// Gradient clipping: each parameter's gradient is scaled down to at most this L2 norm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -78,6 +81,7 @@ impl Default for TrainConfig {
             lr_factor: 0.1,
             sign_loss: 0.1,
             seed: 0,
+            grad_clip: None,
         }
     }
 }
@@ -109,6 +113,9 @@ impl TrainConfig {
         }
         if self.weight_decay < 0.0 || self.sign_loss < 0.0 {
             return fail("weight_decay and sign_loss must not be negative");
+        }
+        if self.grad_clip.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
+            return fail("grad_clip must be a positive number");
         }
         Ok(())
     }

@@ -43,6 +43,7 @@ pub struct PassportObjective {
     /// `(path, ±1 bits)` per passport layer.
     bits: Vec<(String, Tensor<1>)>,
     alpha: f64,
+    route: Route,
 }
 
 impl PassportObjective {
@@ -52,13 +53,20 @@ impl PassportObjective {
             .iter()
             .map(|l| (l.path.clone(), Tensor::from_floats(l.signature.as_f32().as_slice(), device)))
             .collect();
-        Self { bits, alpha }
+        Self { bits, alpha, route: Route::Both }
+    }
+
+    /// The same objective along one path only (e.g. [`Route::Private`] when nothing the public
+    /// path depends on is trained).
+    pub fn with_route(mut self, route: Route) -> Self {
+        self.route = route;
+        self
     }
 }
 
 impl<M: Net> Objective<M> for PassportObjective {
     fn step(&self, model: &M, images: Tensor<4>, labels: Tensor<1, Int>) -> StepOutput {
-        let out = model.forward_route(images, Route::Both, &mut |_, _| {});
+        let out = model.forward_route(images, self.route, &mut |_, _| {});
         let mut loss = cross_entropy(out.logits.clone(), labels.clone());
         if let Some(private) = out.private_logits {
             loss = loss.add(cross_entropy(private, labels));

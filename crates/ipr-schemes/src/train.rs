@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::optim::decay::WeightDecayConfig;
+use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
@@ -191,10 +192,11 @@ pub fn train<M: Net>(
     Ok(TrainOutcome { model, history: state.history, best_acc: state.best_acc, resumed_after })
 }
 
-/// The optimiser of a training run: SGD with momentum (no dampening, as PyTorch) and L2 weight
-/// decay.
+/// The optimiser of a training run: SGD with momentum (no dampening, as PyTorch), L2 weight
+/// decay, and optional gradient clipping by norm (per parameter tensor).
 pub fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
     SgdConfig::new()
+        .with_gradient_clipping(config.grad_clip.map(|n| GradientClippingConfig::Norm(n as f32)))
         .with_momentum(Some(MomentumConfig::new().with_momentum(config.momentum).with_dampening(0.0)))
         .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)))
         .init()
