@@ -15,6 +15,7 @@ use crate::plan::{DataSection, DatasetKind};
 pub const PASSPORT_SAMPLE: usize = 20;
 
 /// The train and test splits of a plan, read once and shared by every stage.
+#[derive(Clone)]
 pub struct Datasets {
     train: Arc<dyn ImageDataset>,
     test: Arc<dyn ImageDataset>,
@@ -86,6 +87,35 @@ impl Datasets {
         let shape = transform.output_shape(train.shape());
         let num_classes = train.num_classes();
         Ok(Self { train, test, train_indices, test_indices, transform, workers: section.workers.max(1), num_classes, shape })
+    }
+
+    /// The same data limited to `classes` in both splits, labels unchanged (a class split for
+    /// transfer learning).
+    pub fn only_classes(&self, classes: &[usize]) -> Result<Self> {
+        if let Some(c) = classes.iter().find(|&&c| c >= self.num_classes) {
+            bail!("class {c} does not exist: the dataset has classes 0 to {}", self.num_classes - 1);
+        }
+        let keep = |set: &Arc<dyn ImageDataset>, indices: &[usize]| -> Vec<usize> {
+            indices.iter().copied().filter(|&i| classes.contains(&set.labels()[i])).collect()
+        };
+        let (train_indices, test_indices) = (keep(&self.train, &self.train_indices), keep(&self.test, &self.test_indices));
+        if train_indices.is_empty() || test_indices.is_empty() {
+            bail!("classes {classes:?} leave no training or no test image");
+        }
+        Ok(Self { train_indices, test_indices, ..self.clone() })
+    }
+
+    /// The same data with a random `fraction` of the training images (at least one), drawn
+    /// from `seed`; the test split is unchanged.
+    pub fn train_fraction(&self, fraction: f64, seed: u64) -> Self {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let n = ((fraction * self.train_indices.len() as f64).round() as usize).clamp(1, self.train_indices.len());
+        let mut indices = self.train_indices.clone();
+        indices.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        indices.truncate(n);
+        indices.sort_unstable();
+        Self { train_indices: indices, ..self.clone() }
     }
 
     /// Training images per epoch.

@@ -8,7 +8,7 @@
 mod bench;
 mod data;
 mod device;
-mod plan;
+mod plot;
 mod stages;
 mod verify;
 
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use xtask::plan;
 
 /// Protect trained networks with DeepIPR digital passports.
 #[derive(Parser)]

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use ipr_attacks::ForgeSource;
+use ipr_attacks::{ErbKind, FinetuneMode, ForgeSource};
 use ipr_models::Arch;
 use ipr_passport::{KeyType, NormKind};
 use ipr_schemes::{Scheme, TrainConfig};
@@ -142,6 +142,8 @@ pub struct TrainSection {
     pub lr_factor: Option<f64>,
     /// Sign-loss weight α.
     pub sign_loss: Option<f64>,
+    /// Gradient clipping by norm.
+    pub grad_clip: Option<f64>,
 }
 
 impl TrainSection {
@@ -155,11 +157,15 @@ impl TrainSection {
             lr_steps: self.lr_steps.clone().or_else(|| base.lr_steps.clone()),
             lr_factor: self.lr_factor.or(base.lr_factor),
             sign_loss: self.sign_loss.or(base.sign_loss),
+            grad_clip: self.grad_clip.or(base.grad_clip),
         }
     }
 
     fn resolve(&self, seed: u64) -> TrainConfig {
-        let d = TrainConfig::default();
+        self.resolve_over(TrainConfig::default(), seed)
+    }
+
+    fn resolve_over(&self, d: TrainConfig, seed: u64) -> TrainConfig {
         TrainConfig {
             epochs: self.epochs.unwrap_or(d.epochs),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
@@ -170,6 +176,7 @@ impl TrainSection {
             lr_factor: self.lr_factor.unwrap_or(d.lr_factor),
             sign_loss: self.sign_loss.unwrap_or(d.sign_loss),
             seed,
+            grad_clip: self.grad_clip.or(d.grad_clip),
         }
     }
 }
@@ -191,6 +198,17 @@ struct RawStage {
     trigger_images: Option<usize>,
     triggers_per_batch: Option<usize>,
     passport_source: Option<PassportSource>,
+    attack: Option<Spanned<String>>,
+    mode: Option<FinetuneMode>,
+    classes: Option<Vec<usize>>,
+    dataset: Option<DatasetKind>,
+    root: Option<PathBuf>,
+    percents: Option<Vec<f64>>,
+    fractions: Option<Vec<f64>>,
+    flip: Option<f64>,
+    erb: Option<ErbKind>,
+    data_fraction: Option<f64>,
+    grad_clip: Option<f64>,
     epochs: Option<usize>,
     batch_size: Option<usize>,
     lr: Option<f64>,
@@ -212,6 +230,7 @@ impl RawStage {
             lr_steps: self.lr_steps.clone(),
             lr_factor: self.lr_factor,
             sign_loss: self.sign_loss,
+            grad_clip: self.grad_clip,
         }
     }
 }
@@ -267,17 +286,124 @@ pub enum StageKind {
         /// The train stage to verify.
         from: String,
     },
-    /// Ambiguity attack 1: forged passports.
-    Forge {
+    /// An attack on a trained model.
+    Attack {
         /// The train stage to attack.
         from: String,
+        /// Which attack, with its settings.
+        #[serde(flatten)]
+        attack: Attack,
+    },
+}
+
+/// Where a fine-tuning attack's data comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinetuneTarget {
+    /// These classes of the plan's dataset (train and test), labels kept.
+    Classes(Vec<usize>),
+    /// Another dataset.
+    Dataset(DataSection),
+}
+
+/// An attack and its settings (spec §8).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "attack", rename_all = "kebab-case")]
+pub enum Attack {
+    /// Transfer learning of the attacker's copy.
+    Finetune {
+        /// RTAL or FTAL.
+        mode: FinetuneMode,
+        /// The new task's data.
+        target: FinetuneTarget,
+        /// Training settings.
+        config: TrainConfig,
+    },
+    /// Global magnitude pruning.
+    Prune {
+        /// Percentages of weights pruned.
+        percents: Vec<f64>,
+    },
+    /// Sign flipping of γ.
+    Flip {
+        /// Fractions of γ entries negated.
+        fractions: Vec<f64>,
+    },
+    /// Ambiguity attack 1: forged passports.
+    Forge {
         /// Forged draws.
         draws: usize,
         /// Where forged passports come from.
         source: ForgeSource,
         /// The public pretrained model forged passports pass through.
+        #[serde(skip_serializing_if = "Option::is_none")]
         pretrained: Option<String>,
     },
+    /// Ambiguity attack 2: reverse-engineering γ/β.
+    Reverse {
+        /// Fraction of the owner's bits the forger's signature flips.
+        flip: f64,
+        /// Training settings.
+        config: TrainConfig,
+    },
+    /// Ambiguity attack 3: optimising forged passports.
+    OptimisePassport {
+        /// Fraction of the owner's bits the forger's signature flips.
+        flip: f64,
+        /// Training settings.
+        config: TrainConfig,
+    },
+    /// The ERB substitution attack (Chen et al., CVPR 2023).
+    Substitute {
+        /// IERB or CERB.
+        erb: ErbKind,
+        /// Fraction of the training data the attacker has.
+        data_fraction: f64,
+        /// Fraction of the owner's bits the forger's signature flips.
+        flip: f64,
+        /// Training settings.
+        config: TrainConfig,
+    },
+}
+
+impl Attack {
+    /// The name used in plans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Attack::Finetune { .. } => "finetune",
+            Attack::Prune { .. } => "prune",
+            Attack::Flip { .. } => "flip",
+            Attack::Forge { .. } => "forge",
+            Attack::Reverse { .. } => "reverse",
+            Attack::OptimisePassport { .. } => "optimise-passport",
+            Attack::Substitute { .. } => "substitute",
+        }
+    }
+}
+
+/// The attacks and the keys each takes besides `from` (and, for those that train, the training
+/// keys).
+const ATTACKS: [(&str, &[&str], bool); 7] = [
+    ("finetune", &["mode", "classes", "dataset", "root"], true),
+    ("prune", &["percents"], false),
+    ("flip", &["fractions"], false),
+    ("forge", &["draws", "source", "pretrained"], false),
+    ("reverse", &["flip"], true),
+    ("optimise-passport", &["flip"], true),
+    ("substitute", &["erb", "data_fraction", "flip"], true),
+];
+
+/// The reference settings of the attacks that train (spec §8): SGD lr 0.01, momentum 0.9,
+/// weight decay 5e-4, 100 epochs, no learning-rate steps.
+fn attack_training(batch_size: Option<usize>, grad_clip: Option<f64>) -> TrainConfig {
+    TrainConfig {
+        epochs: 100,
+        batch_size: batch_size.unwrap_or(64),
+        weight_decay: 5e-4,
+        lr_steps: vec![],
+        grad_clip,
+        ..TrainConfig::default()
+    }
 }
 
 /// A resolved stage.
@@ -324,6 +450,23 @@ fn cpu() -> String {
     "cpu".into()
 }
 
+/// Which of the attacks' own keys a stage sets (`pretrained`, shared with train stages, aside).
+fn attack_keys(s: &RawStage) -> Vec<(&'static str, bool)> {
+    vec![
+        ("mode", s.mode.is_some()),
+        ("classes", s.classes.is_some()),
+        ("dataset", s.dataset.is_some()),
+        ("root", s.root.is_some()),
+        ("percents", s.percents.is_some()),
+        ("fractions", s.fractions.is_some()),
+        ("draws", s.draws.is_some()),
+        ("source", s.source.is_some()),
+        ("flip", s.flip.is_some()),
+        ("erb", s.erb.is_some()),
+        ("data_fraction", s.data_fraction.is_some()),
+    ]
+}
+
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -351,7 +494,7 @@ impl Plan {
             bail!("plan `{file}`: `name` = {:?} must be 1-64 letters, digits, `-` or `_` (it names the run folder)", raw.name);
         }
         if raw.stages.is_empty() {
-            bail!("plan `{file}` has no [[stage]]; add at least one (kind = \"train\", \"verify\" or \"forge\")");
+            bail!("plan `{file}` has no [[stage]]; add at least one (kind = \"train\", \"verify\" or \"attack\")");
         }
         let mut stages: Vec<Stage> = Vec::new();
         for spanned in &raw.stages {
@@ -391,7 +534,8 @@ impl Plan {
             let has_train_keys = s.train_keys() != TrainSection::default();
             let kind = match kind_name {
                 "train" => {
-                    not_for(&[("from", s.from.is_some()), ("draws", s.draws.is_some()), ("source", s.source.is_some())])?;
+                    not_for(&[("from", s.from.is_some()), ("attack", s.attack.is_some())])?;
+                    not_for(&attack_keys(s))?;
                     let scheme = s.scheme.with_context(|| format!("{}: a train stage needs scheme = \"v0\", \"v1\", \"v2\" or \"v3\"", at("scheme")))?;
                     if scheme != Scheme::V3 {
                         let keys = [("trigger_set", s.trigger_set.is_some()), ("trigger_images", s.trigger_images.is_some()), ("triggers_per_batch", s.triggers_per_batch.is_some())];
@@ -443,7 +587,7 @@ impl Plan {
                     config.check().with_context(|| format!("plan `{file}`, line {line}, stage `{name}`"))?;
                     StageKind::Train(TrainStage { scheme, pretrained, key_type, passport, passport_source, trigger, triggers_per_batch, config })
                 }
-                "verify" | "forge" => {
+                "verify" => {
                     not_for(&[
                         ("scheme", s.scheme.is_some()),
                         ("key_type", s.key_type.is_some()),
@@ -452,28 +596,116 @@ impl Plan {
                         ("trigger_images", s.trigger_images.is_some()),
                         ("triggers_per_batch", s.triggers_per_batch.is_some()),
                         ("passport_source", s.passport_source.is_some()),
+                        ("attack", s.attack.is_some()),
+                        ("pretrained", s.pretrained.is_some()),
                         ("epochs/lr/… (training keys)", has_train_keys),
                     ])?;
-                    let from = s.from.as_ref().with_context(|| format!("{}: set from = \"<the train stage to {kind_name}>\"", at("from")))?;
-                    let from = refer("from", from)?;
-                    if kind_name == "verify" {
-                        not_for(&[("draws", s.draws.is_some()), ("source", s.source.is_some()), ("pretrained", s.pretrained.is_some())])?;
-                        StageKind::Verify { from }
-                    } else {
-                        let source = s.source.unwrap_or_default();
-                        let pretrained = s.pretrained.as_ref().map(|p| refer("pretrained", p)).transpose()?;
-                        if source == ForgeSource::Pretrained && pretrained.is_none() {
-                            bail!("{}: source = \"pretrained\" needs pretrained = \"<a train stage>\", or use source = \"noise\"", at("pretrained"));
-                        }
-                        let draws = s.draws.unwrap_or(5);
-                        if draws == 0 {
-                            bail!("{}: draws must be at least 1", at("draws"));
-                        }
-                        StageKind::Forge { from, draws, source, pretrained }
-                    }
+                    not_for(&attack_keys(s))?;
+                    let from = s.from.as_ref().with_context(|| format!("{}: set from = \"<the train stage to verify>\"", at("from")))?;
+                    StageKind::Verify { from: refer("from", from)? }
                 }
+                "attack" => {
+                    not_for(&[
+                        ("scheme", s.scheme.is_some()),
+                        ("key_type", s.key_type.is_some()),
+                        ("passport", s.passport.is_some()),
+                        ("trigger_set", s.trigger_set.is_some()),
+                        ("trigger_images", s.trigger_images.is_some()),
+                        ("triggers_per_batch", s.triggers_per_batch.is_some()),
+                        ("passport_source", s.passport_source.is_some()),
+                    ])?;
+                    let from = s.from.as_ref().with_context(|| format!("{}: set from = \"<the train stage to attack>\"", at("from")))?;
+                    let from = refer("from", from)?;
+                    let names: Vec<&str> = ATTACKS.iter().map(|a| a.0).collect();
+                    let attack = s.attack.as_ref().with_context(|| format!("{}: set attack = one of {}", at("attack"), names.join(", ")))?;
+                    let Some(&(name, keys, trains)) = ATTACKS.iter().find(|a| a.0 == attack.get_ref()) else {
+                        bail!(
+                            "plan `{file}`, line {}, stage `{}`, key `attack`: unknown attack \"{}\"; use one of {}",
+                            line_of(text, attack.span().start),
+                            s.name.get_ref(),
+                            attack.get_ref(),
+                            names.join(", ")
+                        );
+                    };
+                    let mut misplaced: Vec<(&str, bool)> = attack_keys(s).into_iter().filter(|(k, _)| !keys.contains(k)).collect();
+                    misplaced.push(("pretrained", s.pretrained.is_some() && name != "forge"));
+                    if let Some((key, _)) = misplaced.iter().find(|(_, present)| *present) {
+                        bail!("{}: does not apply to attack = \"{name}\"; remove it", at(key));
+                    }
+                    if !trains && has_train_keys {
+                        bail!("{}: attack = \"{name}\" trains nothing; remove the training keys", at("epochs/lr/… (training keys)"));
+                    }
+                    let fraction = |key: &str, value: Option<f64>, default: f64| -> Result<f64> {
+                        let v = value.unwrap_or(default);
+                        if !(0.0..=1.0).contains(&v) {
+                            bail!("{}: {v} must be a fraction in [0, 1]", at(key));
+                        }
+                        Ok(v)
+                    };
+                    let grad_clip = (name == "optimise-passport").then_some(2.0);
+                    let config = s.train_keys().resolve_over(attack_training(raw.train.batch_size, grad_clip), raw.seed);
+                    config.check().with_context(|| format!("plan `{file}`, line {line}, stage `{name}`"))?;
+                    let attack = match name {
+                        "finetune" => {
+                            let target = match (&s.classes, s.dataset) {
+                                (Some(classes), None) => {
+                                    if classes.is_empty() {
+                                        bail!("{}: name at least one class", at("classes"));
+                                    }
+                                    if s.root.is_some() {
+                                        bail!("{}: only applies with `dataset`", at("root"));
+                                    }
+                                    FinetuneTarget::Classes(classes.clone())
+                                }
+                                (None, Some(dataset)) => FinetuneTarget::Dataset(DataSection::new(dataset, s.root.clone(), root)),
+                                _ => bail!("{}: fine-tuning needs its new task: either classes = [5, 6, 7, 8, 9] (a class split of the plan's dataset) or dataset = \"cifar100\" (another dataset), not both", at("classes")),
+                            };
+                            Attack::Finetune { mode: s.mode.unwrap_or_default(), target, config }
+                        }
+                        "prune" => {
+                            let percents = s.percents.clone().unwrap_or_else(|| (0..=10).map(|i| f64::from(i) * 10.0).collect());
+                            if let Some(p) = percents.iter().find(|p| !(0.0..=100.0).contains(*p)) {
+                                bail!("{}: {p} is not a percentage in [0, 100]", at("percents"));
+                            }
+                            Attack::Prune { percents }
+                        }
+                        "flip" => {
+                            let fractions = s.fractions.clone().unwrap_or_else(|| (0..=10).map(|i| f64::from(i) / 10.0).collect());
+                            if let Some(f) = fractions.iter().find(|f| !(0.0..=1.0).contains(*f)) {
+                                bail!("{}: {f} is not a fraction in [0, 1]", at("fractions"));
+                            }
+                            Attack::Flip { fractions }
+                        }
+                        "forge" => {
+                            let source = s.source.unwrap_or_default();
+                            let pretrained = s.pretrained.as_ref().map(|p| refer("pretrained", p)).transpose()?;
+                            if source == ForgeSource::Pretrained && pretrained.is_none() {
+                                bail!("{}: source = \"pretrained\" needs pretrained = \"<a train stage>\", or use source = \"noise\"", at("pretrained"));
+                            }
+                            let draws = s.draws.unwrap_or(5);
+                            if draws == 0 {
+                                bail!("{}: draws must be at least 1", at("draws"));
+                            }
+                            Attack::Forge { draws, source, pretrained }
+                        }
+                        "reverse" => Attack::Reverse { flip: fraction("flip", s.flip, 0.5)?, config },
+                        "optimise-passport" => Attack::OptimisePassport { flip: fraction("flip", s.flip, 0.0)?, config },
+                        _ => {
+                            let data_fraction = fraction("data_fraction", s.data_fraction, 0.1)?;
+                            if data_fraction == 0.0 {
+                                bail!("{}: the attacker needs some data; use a fraction in (0, 1]", at("data_fraction"));
+                            }
+                            Attack::Substitute { erb: s.erb.unwrap_or_default(), data_fraction, flip: fraction("flip", s.flip, 0.5)?, config }
+                        }
+                    };
+                    StageKind::Attack { from, attack }
+                }
+                "forge" => bail!(
+                    "plan `{file}`, line {}, stage `{name}`, key `kind`: forged passports are an attack now: write kind = \"attack\" and attack = \"forge\"",
+                    line_of(text, s.kind.span().start)
+                ),
                 other => bail!(
-                    "plan `{file}`, line {}, stage `{name}`, key `kind`: unknown kind \"{other}\"; use \"train\", \"verify\" or \"forge\"",
+                    "plan `{file}`, line {}, stage `{name}`, key `kind`: unknown kind \"{other}\"; use \"train\", \"verify\" or \"attack\"",
                     line_of(text, s.kind.span().start)
                 ),
             };
@@ -582,6 +814,64 @@ from = "v1"
         let text = GOOD.replace("dataset = \"synthetic\"", "dataset = \"cifar10\"");
         let plan = Plan::parse(&text, "plan.toml", Path::new("/r")).unwrap();
         assert_eq!(plan.data.root.as_deref(), Some(Path::new("/r/data/cifar10")));
+    }
+
+    const ATTACK: &str = r#"
+[[stage]]
+name = "a"
+kind = "attack"
+from = "v1"
+"#;
+
+    fn with_attack(keys: &str) -> String {
+        format!("{GOOD}{ATTACK}{keys}\n")
+    }
+
+    #[test]
+    fn attack_stages_take_the_reference_settings_by_default() {
+        let parse = |keys: &str| {
+            let plan = Plan::parse(&with_attack(keys), "plan.toml", Path::new("/r")).unwrap();
+            let Some(Stage { kind: StageKind::Attack { from, attack }, .. }) = plan.stages.last().cloned() else { panic!("attack stage expected") };
+            assert_eq!(from, "v1");
+            attack
+        };
+        let Attack::Prune { percents } = parse("attack = \"prune\"") else { panic!() };
+        assert_eq!(percents.len(), 11);
+        assert_eq!((percents[0], percents[10]), (0.0, 100.0));
+        let Attack::Flip { fractions } = parse("attack = \"flip\"") else { panic!() };
+        assert_eq!((fractions.len(), fractions[5]), (11, 0.5));
+        let Attack::Reverse { flip, config } = parse("attack = \"reverse\"") else { panic!() };
+        assert_eq!((flip, config.epochs, config.lr, config.weight_decay, config.momentum), (0.5, 100, 0.01, 5e-4, 0.9));
+        let Attack::OptimisePassport { flip, config } = parse("attack = \"optimise-passport\"\nflip = 0.1\nepochs = 3") else { panic!() };
+        assert_eq!((flip, config.epochs, config.grad_clip), (0.1, 3, Some(2.0)));
+        let Attack::Substitute { erb, data_fraction, .. } = parse("attack = \"substitute\"\nerb = \"cerb\"") else { panic!() };
+        assert_eq!((erb, data_fraction), (ErbKind::Cerb, 0.1));
+        let Attack::Finetune { mode, target, .. } = parse("attack = \"finetune\"\nclasses = [5, 6]") else { panic!() };
+        assert_eq!((mode, target), (FinetuneMode::Rtal, FinetuneTarget::Classes(vec![5, 6])));
+        let Attack::Finetune { target: FinetuneTarget::Dataset(d), .. } = parse("attack = \"finetune\"\nmode = \"ftal\"\ndataset = \"cifar100\"") else { panic!() };
+        assert_eq!(d.root.as_deref(), Some(Path::new("/r/data/cifar100")));
+    }
+
+    #[test]
+    fn attack_mistakes_name_the_key_and_the_fix() {
+        let cases: [(&str, &[&str]); 8] = [
+            ("attack = \"melt\"", &["`attack`", "melt", "prune, flip"]),
+            ("", &["`attack`", "set attack ="]),
+            ("attack = \"flip\"\npercents = [10.0]", &["`percents`", "does not apply to attack = \"flip\""]),
+            ("attack = \"reverse\"\nflip = 1.5", &["`flip`", "[0, 1]"]),
+            ("attack = \"prune\"\nepochs = 3", &["trains nothing"]),
+            ("attack = \"finetune\"", &["`classes`", "dataset ="]),
+            ("attack = \"prune\"\npercents = [120.0]", &["`percents`", "120"]),
+            ("attack = \"substitute\"\ndata_fraction = 0.0", &["`data_fraction`", "(0, 1]"]),
+        ];
+        for (keys, wanted) in cases {
+            let e = err(&with_attack(keys));
+            for w in wanted {
+                assert!(e.contains(w) && e.contains("plan.toml") && e.contains("stage `a`"), "{keys}: {e} lacks {w}");
+            }
+        }
+        let e = err(&GOOD.replace("kind = \"verify\"", "kind = \"forge\""));
+        assert!(e.contains("kind = \"attack\"") && e.contains("attack = \"forge\""), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ipr_data::Loader;
 use ipr_models::{LayerSignature, Net, noise_passports, sample_passports};
 use ipr_passport::Route;
 use ipr_schemes::{eval_form, evaluate};
-use ipr_verify::check_signatures;
+use ipr_verify::{Claim, Decision, Evidence, Thresholds, check_signatures, verify};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,9 @@ pub struct ForgeRow {
     pub accuracy: f64,
     /// Fraction of the owner's signature bits the forged γ still carries.
     pub detection: f64,
+    /// The verifier's white-box decision on the owner's claim against the model carrying the
+    /// forged passports.
+    pub owner_claim: Decision,
 }
 
 /// Runs `draws` forged-passport draws against `model` (a passport model, evaluation form not
@@ -75,8 +78,10 @@ pub fn forge<M: Net>(
         };
         let accuracy = evaluate(&eval_form(&forged, Route::Private), test, device)?.accuracy;
         let detection = check_signatures(&forged, signatures).agreement;
+        let claim = Claim { layers: signatures, passports: &[], weights_sha256: None };
+        let owner_claim = verify(&forged, &claim, &Evidence::default(), &Thresholds::default()).map_err(AttackError::Config)?.decision;
         tracing::info!(draw, accuracy, detection, "forged passport draw");
-        rows.push(ForgeRow { draw, accuracy, detection });
+        rows.push(ForgeRow { draw, accuracy, detection, owner_claim });
     }
     Ok(rows)
 }

@@ -3,7 +3,7 @@
 //! passport layer's affine scale is stored as `γ_raw`, which starts as the owner's γ with the
 //! signs of the forger's target signature, and the layer applies
 //! `γ = γ_raw + ERB(γ_raw)`, where the ERB is a small residual MLP:
-//! - **IERB**: every channel on its own, `1 → 10 → 1` (shared across channels);
+//! - **IERB**: every channel through its own MLP, `1 → 10 → 1`;
 //! - **CERB**: across channels, `C → C/8 → C`.
 //!
 //! The ERB's output layer starts at zero (the block starts as the identity). `γ_raw`, β and the
@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use burn::module::{Module, Param, ParamId, Reparameterization, Reparameterizer};
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::Distribution;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use ipr_models::{LayerSignature, Net};
@@ -36,25 +36,50 @@ pub enum ErbKind {
     Cerb,
 }
 
-/// An expanded residual block: `γ ↦ γ + fc2(ReLU(fc1(γ)))`.
+/// An expanded residual block: `γ ↦ γ + ERB(γ)`, a two-layer MLP with ReLU.
+///
+/// - IERB: every channel has its own MLP `1 → 10 → 1` (rows of `w1`, `b1`, `w2`, entries of
+///   `b2`), so it can move each channel's scale on its own;
+/// - CERB: one MLP across channels, `C → C/8 → C`.
+///
+/// The output layer starts at zero, so the block starts as the identity.
 #[derive(Module, Debug)]
 pub struct Erb {
-    /// First layer: `1 → 10` (IERB) or `C → C/8` (CERB).
-    pub fc1: Linear,
-    /// Second layer, zero at the start: `10 → 1` or `C/8 → C`.
-    pub fc2: Linear,
+    /// Input weights: `[C, 10]` (IERB, one row per channel) or `[C, C/8]` (CERB).
+    pub w1: Param<Tensor<2>>,
+    /// Hidden biases: `[C, 10]` (IERB) or `[1, C/8]` (CERB).
+    pub b1: Param<Tensor<2>>,
+    /// Output weights, zero at the start: `[C, 10]` (IERB) or `[C/8, C]` (CERB).
+    pub w2: Param<Tensor<2>>,
+    /// Output biases, zero at the start: `[C]`.
+    pub b2: Param<Tensor<1>>,
+    /// Which block.
+    #[module(skip)]
+    pub kind: ErbKind,
 }
 
+/// Hidden units of an IERB.
+pub const IERB_HIDDEN: usize = 10;
+
 impl Erb {
-    /// An ERB of `kind` for a scale of `channels` entries.
+    /// An ERB of `kind` for a scale of `channels` entries; the input layer is initialised as a
+    /// PyTorch linear layer is (`U(±1/√fan_in)`).
     pub fn new(kind: ErbKind, channels: usize, device: &Device) -> Self {
-        let (input, hidden) = match kind {
-            ErbKind::Ierb => (1, 10),
-            ErbKind::Cerb => (channels, (channels / 8).max(1)),
+        let (w1, b1, w2, fan_in) = match kind {
+            ErbKind::Ierb => ([channels, IERB_HIDDEN], [channels, IERB_HIDDEN], [channels, IERB_HIDDEN], 1),
+            ErbKind::Cerb => {
+                let hidden = (channels / 8).max(1);
+                ([channels, hidden], [1, hidden], [hidden, channels], channels)
+            }
         };
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let uniform = |shape: [usize; 2]| Param::from_tensor(Tensor::random(shape, Distribution::Uniform(-bound, bound), device));
         Self {
-            fc1: LinearConfig::new(input, hidden).init(device),
-            fc2: LinearConfig::new(hidden, input).with_initializer(Initializer::Zeros).init(device),
+            w1: uniform(w1),
+            b1: uniform(b1),
+            w2: Param::from_tensor(Tensor::zeros(w2, device)),
+            b2: Param::from_tensor(Tensor::zeros([channels], device)),
+            kind,
         }
     }
 
@@ -64,11 +89,16 @@ impl Erb {
     /// - `gamma`: `[channels]`; output `[channels]`
     pub fn forward(&self, gamma: Tensor<1>) -> Tensor<1> {
         let c = gamma.dims()[0];
-        let input = self.fc1.weight.dims()[0];
-        // IERB: a batch of C scalars; CERB: one vector of C.
-        let x: Tensor<2> = if input == 1 { gamma.clone().reshape([c, 1]) } else { gamma.clone().reshape([1, c]) };
-        let y = self.fc2.forward(relu(self.fc1.forward(x)));
-        gamma.add(y.reshape([c]))
+        let y: Tensor<2> = match self.kind {
+            // Each channel's scalar through its own row: [C, 1] ⊙ [C, 10] → [C, 10] → [C, 1].
+            ErbKind::Ierb => {
+                let hidden = relu(gamma.clone().reshape([c, 1]).mul(self.w1.val()).add(self.b1.val()));
+                hidden.mul(self.w2.val()).sum_dim(1)
+            }
+            // The vector through one MLP: [1, C] → [1, C/8] → [1, C].
+            ErbKind::Cerb => relu(gamma.clone().reshape([1, c]).matmul(self.w1.val()).add(self.b1.val())).matmul(self.w2.val()),
+        };
+        gamma.add(y.reshape([c])).add(self.b2.val())
     }
 }
 
@@ -151,9 +181,7 @@ fn erb_ids<M: Net>(model: &M) -> std::collections::HashSet<ParamId> {
     let mut ids = std::collections::HashSet::new();
     for (_, block) in model.blocks() {
         if let Some(erb) = block.bn.weight.as_ref().and_then(|w| w.reparameterization::<Erb>()) {
-            ids.extend([erb.fc1.weight.id, erb.fc2.weight.id]);
-            ids.extend(erb.fc1.bias.as_ref().map(|b| b.id));
-            ids.extend(erb.fc2.bias.as_ref().map(|b| b.id));
+            ids.extend([erb.w1.id, erb.b1.id, erb.w2.id, erb.b2.id]);
         }
     }
     ids

@@ -136,14 +136,22 @@ fn erb_shapes_and_identity_at_the_start() {
     let device = Device::flex();
     let gamma = Tensor::<1>::from_floats([0.5, -1.0, 2.0, 0.1, -0.3, 0.7, 1.1, -2.0, 0.0, 0.4, 0.9, -0.8, 0.2, 0.3, -0.6, 1.5], &device);
     let ierb = Erb::new(ErbKind::Ierb, 16, &device);
-    assert_eq!((ierb.fc1.weight.dims(), ierb.fc2.weight.dims()), ([1, 10], [10, 1]));
+    assert_eq!((ierb.w1.dims(), ierb.b1.dims(), ierb.w2.dims(), ierb.b2.dims()), ([16, 10], [16, 10], [16, 10], [16]));
     let cerb = Erb::new(ErbKind::Cerb, 16, &device);
-    assert_eq!((cerb.fc1.weight.dims(), cerb.fc2.weight.dims()), ([16, 2], [2, 16]));
+    assert_eq!((cerb.w1.dims(), cerb.b1.dims(), cerb.w2.dims(), cerb.b2.dims()), ([16, 2], [1, 2], [2, 16], [16]));
     for erb in [&ierb, &cerb] {
         let out = erb.forward(gamma.clone());
         assert_eq!(out.dims(), [16]);
         assert_eq!(values(out), values(gamma.clone()), "the ERB starts as the identity");
     }
+    // An IERB moves each channel on its own: a change to channel 3's output row moves channel 3 only.
+    let mut moved = Erb::new(ErbKind::Ierb, 16, &device);
+    let mut w2 = vec![0.0f32; 160];
+    w2[30..40].fill(1.0);
+    moved.w2 = Param::from_tensor(Tensor::<1>::from_floats(w2.as_slice(), &device).reshape([16, 10]));
+    let (before, after) = (values(gamma.clone()), values(moved.forward(gamma)));
+    let changed: Vec<usize> = (0..16).filter(|&i| before[i] != after[i]).collect();
+    assert_eq!(changed, vec![3], "channel 3, and only channel 3, moves");
 }
 
 #[test]

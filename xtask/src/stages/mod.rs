@@ -1,7 +1,7 @@
 //! Running a plan: each stage reads only the files earlier stages wrote into their folders
 //! (`runs/<plan>/<stage>/`), and a stage whose `summary.json` exists is complete and skipped.
 
-mod forge;
+mod attack;
 mod train;
 mod verify;
 
@@ -201,9 +201,7 @@ fn dispatch<M: Net>(ctx: &Ctx<'_>, stage: &Stage, dir: &Path) -> Result<String> 
     match &stage.kind {
         StageKind::Train(t) => train::run::<M>(ctx, &stage.name, t, dir),
         StageKind::Verify { from } => verify::run::<M>(ctx, from, dir),
-        StageKind::Forge { from, draws, source, pretrained } => {
-            forge::run::<M>(ctx, from, *draws, *source, pretrained.as_deref(), dir)
-        }
+        StageKind::Attack { from, attack } => attack::run::<M>(ctx, &stage.name, from, attack, dir),
     }
 }
 
@@ -211,7 +209,7 @@ fn kind_name(kind: &StageKind) -> &'static str {
     match kind {
         StageKind::Train(_) => "train",
         StageKind::Verify { .. } => "verify",
-        StageKind::Forge { .. } => "forge",
+        StageKind::Attack { .. } => "attack",
     }
 }
 
@@ -227,6 +225,27 @@ fn plan_report(plan: &Plan, headlines: &[Headline], run_dir: &Path) -> String {
     let mut out = format!("# Plan `{}`\n\n| stage | kind | result | time |\n| --- | --- | --- | --- |\n", plan.name);
     for h in headlines {
         out += &format!("| {} | {} | {} | {:.0} s |\n", h.stage, h.kind, h.result, h.seconds);
+    }
+    let attacks: Vec<attack::AttackLine> = headlines
+        .iter()
+        .filter_map(|h| fs::read(run_dir.join(&h.stage).join("attack.json")).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect();
+    if !attacks.is_empty() {
+        out += "\n## Attacks\n\nAccuracy before and after each attack, the owner's signature bits the attacked model still carries, and the verifier's decision on the owner's claim against it.\n\n| stage | attack | on | what | accuracy before | after | owner's bits | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+        for a in &attacks {
+            out += &format!(
+                "| {} | {} | {} | {} | {:.2}% | {:.2}% | {:.1}% | {} |\n",
+                a.stage,
+                a.attack,
+                a.from,
+                a.note,
+                100.0 * a.before,
+                100.0 * a.after,
+                100.0 * a.detection,
+                a.verdict
+            );
+        }
     }
     for h in headlines {
         if let Ok(section) = fs::read_to_string(run_dir.join(&h.stage).join("report.md")) {
