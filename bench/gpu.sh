@@ -18,6 +18,8 @@ ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$icd" ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$icd}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-timeout 240 ./.gpu/xtask bench --device vulkan --steps 10 --out "$out/bench-vulkan.json" 2>&1 | tail -8
-timeout 300 ./.gpu/xtask run bench/gpu_plan.toml --runs /tmp/gpu-runs 2>&1 | tail -25
+# With PyTorch there, its CUDA peer runs right after each configuration (ratios printed).
+peer=$(python3 -c "import torch; print('--vs-pytorch' if torch.cuda.is_available() else '')" 2>/dev/null)
+timeout 280 ./.gpu/xtask bench --device vulkan --steps 10 $peer --out "$out/bench-vulkan.json" 2>&1 | tail -16
+timeout 180 ./.gpu/xtask run bench/gpu_plan.toml --runs /tmp/gpu-runs 2>&1 | tail -25
 cp /tmp/gpu-runs/gpu_quickstart/report.md "$out/report.md" 2>/dev/null || true

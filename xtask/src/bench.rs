@@ -2,7 +2,7 @@
 //! step (`ipr_schemes::train_step`) on random data, for AlexNet and ResNet-18 at 32 px, batch 64,
 //! schemes V0, V1 and V2 (both paths, shared prefix; evaluation of V2 is its public model).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -21,6 +21,9 @@ pub struct Row {
     step_min_s: f64,
     step_max_s: f64,
     eval_images_per_s: f64,
+    /// Peak resident memory of the process so far (`VmHWM`), in MiB, after this configuration.
+    #[serde(default)]
+    peak_rss_mib: f64,
     /// The PyTorch peer's row for the same configuration (`--vs-pytorch`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pytorch: Option<Box<Row>>,
@@ -44,10 +47,54 @@ fn pytorch_row(arch: &str, scheme: &str, steps: usize, batch: usize, device: &st
     rows.into_iter().next().context("the PyTorch peer wrote no row")
 }
 
+/// What `cargo xtask bench` measures.
+pub struct Options {
+    /// `cpu`, `cuda`, `cuda:N` or `vulkan`.
+    pub device: String,
+    /// Timed steps per configuration.
+    pub steps: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Where the JSON results go.
+    pub out: PathBuf,
+    /// Whether the PyTorch peer runs after each configuration.
+    pub vs_pytorch: bool,
+    /// Only these `arch-scheme` configurations (all when empty).
+    pub only: Vec<String>,
+}
+
+/// Peak resident memory of this process so far, in MiB (`VmHWM` of `/proc/self/status`; 0
+/// where there is no such file).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Augmented training batches per second that the data loader builds on its own (synthetic
+/// 32×32×3 images, random crop and flip, batch 64, one worker), in images/s.
+fn data_pipeline(batch: usize) -> Result<f64> {
+    use ipr_data::{Loader, LoaderConfig, Normalization, SyntheticConfig, Transform, synthetic};
+    let set = std::sync::Arc::new(synthetic(&SyntheticConfig { n: 8192, height: 32, width: 32, channels: 3, ..SyntheticConfig::default() })?);
+    let transform = Transform { pad_to: None, crop_padding: 4, hflip: true, normalization: Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] } };
+    let loader = Loader::new(set, transform, LoaderConfig::train(batch, 1))?;
+    let device = Device::flex();
+    let started = Instant::now();
+    let mut images = 0;
+    for b in loader.epoch(0) {
+        let (x, _) = b?.to_tensors(&device);
+        images += x.dims()[0];
+    }
+    Ok(images as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Measures every configuration, prints a table and writes JSON to `out`. With `vs_pytorch`,
 /// the PyTorch peer (`bench/pytorch_peer.py`) measures each configuration right after ours, on
 /// the same machine, and the ratio ours/PyTorch is printed.
-pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path, vs_pytorch: bool) -> Result<Vec<Row>> {
+pub fn run(options: &Options) -> Result<Vec<Row>> {
+    let Options { device: device_name, steps, batch, out, vs_pytorch, only } = options;
+    let (device_name, steps, batch, vs_pytorch) = (device_name.as_str(), *steps, *batch, *vs_pytorch);
     let device = crate::device::select(device_name)?;
     if vs_pytorch {
         let torch = std::process::Command::new("python3").args(["-c", "import torch"]).output();
@@ -59,6 +106,9 @@ pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path, vs_pytorch
     let mut rows = Vec::new();
     for arch in [Arch::Alexnet, Arch::Resnet18] {
         for scheme in ["v0", "v1", "v2"] {
+            if !only.is_empty() && !only.iter().any(|o| *o == format!("{}-{scheme}", arch.name())) {
+                continue;
+            }
             let layout = if scheme == "v0" {
                 Layout::none()
             } else {
@@ -69,9 +119,10 @@ pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path, vs_pytorch
                 Arch::Alexnet => measure::<AlexNet>(arch, scheme, &layout, &device, steps, batch)?,
                 _ => measure::<ResNet>(arch, scheme, &layout, &device, steps, batch)?,
             };
+            row.peak_rss_mib = peak_rss_mib();
             println!(
-                "{:<9} {:<3} step median {:.3} s (min {:.3}, max {:.3}), eval {:.0} images/s",
-                row.arch, row.scheme, row.step_median_s, row.step_min_s, row.step_max_s, row.eval_images_per_s
+                "{:<9} {:<3} step median {:.3} s (min {:.3}, max {:.3}), eval {:.0} images/s, peak RSS so far {:.0} MiB",
+                row.arch, row.scheme, row.step_median_s, row.step_min_s, row.step_max_s, row.eval_images_per_s, row.peak_rss_mib
             );
             if vs_pytorch {
                 let peer = pytorch_row(arch.name(), scheme, steps, batch, device_name)?;
@@ -95,6 +146,7 @@ pub fn run(device_name: &str, steps: usize, batch: usize, out: &Path, vs_pytorch
             println!("{:<9} step time V1/V0 {:.2}, V2/V1 {:.2}, V2/V0 {:.2}", arch.name(), v1 / v0, v2 / v1, v2 / v0);
         }
     }
+    println!("data pipeline: {:.0} augmented 32×32×3 images/s (one worker, batch {batch})", data_pipeline(batch)?);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -151,6 +203,7 @@ fn measure<M: Net>(
         step_min_s: times[0],
         step_max_s: times[times.len() - 1],
         eval_images_per_s: (256 * rounds) as f64 / started.elapsed().as_secs_f64(),
+        peak_rss_mib: 0.0,
         pytorch: None,
     })
 }

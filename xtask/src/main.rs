@@ -90,6 +90,9 @@ enum Command {
         /// after ours, and print the ratios ours/PyTorch.
         #[arg(long)]
         vs_pytorch: bool,
+        /// Measure only these configurations, e.g. `alexnet-v1` (repeatable).
+        #[arg(long, value_name = "ARCH-SCHEME")]
+        only: Vec<String>,
     },
 }
 
@@ -185,9 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("trigger set of {n} images ({channels}×{size}×{size}, labels 0..{classes}) written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { device, steps, batch, out, vs_pytorch } => {
+        Command::Bench { device, steps, batch, out, vs_pytorch, only } => {
             anyhow::ensure!(steps > 0 && batch > 0, "--steps and --batch must be at least 1");
-            bench::run(&device, steps, batch, &out, vs_pytorch)?;
+            bench::run(&bench::Options { device, steps, batch, out, vs_pytorch, only })?;
             Ok(ExitCode::SUCCESS)
         }
     }
