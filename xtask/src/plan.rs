@@ -450,6 +450,19 @@ fn cpu() -> String {
     "cpu".into()
 }
 
+/// Which keys of a train stage's own (not the training settings) a stage sets.
+fn train_stage_keys(s: &RawStage) -> [(&'static str, bool); 7] {
+    [
+        ("scheme", s.scheme.is_some()),
+        ("key_type", s.key_type.is_some()),
+        ("passport", s.passport.is_some()),
+        ("trigger_set", s.trigger_set.is_some()),
+        ("trigger_images", s.trigger_images.is_some()),
+        ("triggers_per_batch", s.triggers_per_batch.is_some()),
+        ("passport_source", s.passport_source.is_some()),
+    ]
+}
+
 /// Which of the attacks' own keys a stage sets (`pretrained`, shared with train stages, aside).
 fn attack_keys(s: &RawStage) -> Vec<(&'static str, bool)> {
     vec![
@@ -588,14 +601,8 @@ impl Plan {
                     StageKind::Train(TrainStage { scheme, pretrained, key_type, passport, passport_source, trigger, triggers_per_batch, config })
                 }
                 "verify" => {
+                    not_for(&train_stage_keys(s))?;
                     not_for(&[
-                        ("scheme", s.scheme.is_some()),
-                        ("key_type", s.key_type.is_some()),
-                        ("passport", s.passport.is_some()),
-                        ("trigger_set", s.trigger_set.is_some()),
-                        ("trigger_images", s.trigger_images.is_some()),
-                        ("triggers_per_batch", s.triggers_per_batch.is_some()),
-                        ("passport_source", s.passport_source.is_some()),
                         ("attack", s.attack.is_some()),
                         ("pretrained", s.pretrained.is_some()),
                         ("epochs/lr/… (training keys)", has_train_keys),
@@ -605,15 +612,7 @@ impl Plan {
                     StageKind::Verify { from: refer("from", from)? }
                 }
                 "attack" => {
-                    not_for(&[
-                        ("scheme", s.scheme.is_some()),
-                        ("key_type", s.key_type.is_some()),
-                        ("passport", s.passport.is_some()),
-                        ("trigger_set", s.trigger_set.is_some()),
-                        ("trigger_images", s.trigger_images.is_some()),
-                        ("triggers_per_batch", s.triggers_per_batch.is_some()),
-                        ("passport_source", s.passport_source.is_some()),
-                    ])?;
+                    not_for(&train_stage_keys(s))?;
                     let from = s.from.as_ref().with_context(|| format!("{}: set from = \"<the train stage to attack>\"", at("from")))?;
                     let from = refer("from", from)?;
                     let names: Vec<&str> = ATTACKS.iter().map(|a| a.0).collect();

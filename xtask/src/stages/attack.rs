@@ -87,6 +87,27 @@ impl<M: Net> Owner<M> {
     }
 }
 
+/// Where an attack that trains starts: the forger's target signature (the owner's with a
+/// fraction of its bits flipped), the test accuracy before the attack along the attacked path,
+/// and the owner's model rebuilt on the autodiff device.
+struct Start<M> {
+    target: Vec<LayerSignature>,
+    before: f64,
+    model: M,
+    device: Device,
+}
+
+impl<M: Net> Owner<M> {
+    /// `salt` keeps each attack's flipped bits its own.
+    fn start(&self, ctx: &Ctx<'_>, flip: f64, salt: u64, route: Route, test: &ipr_data::Loader) -> Result<Start<M>> {
+        let target = flipped_signatures(self.signatures(), flip, ctx.plan.seed ^ salt);
+        let before = evaluate(&eval_form(&self.model, route), test, &ctx.device)?.accuracy;
+        let device = ctx.device.clone().autodiff();
+        let (model, _) = rebuild::<M>(&ctx.stage_dir(&self.stage), &device)?;
+        Ok(Start { target, before, model, device })
+    }
+}
+
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
 }
@@ -334,10 +355,7 @@ fn run_reverse<M: Net>(
     stage: &str,
     dir: &Path,
 ) -> Result<Outcome> {
-    let target = flipped_signatures(owner.signatures(), flip_fraction, ctx.plan.seed ^ 0x0f4e_0002);
-    let before = evaluate(&eval_form(&owner.model, Route::Public), test, &ctx.device)?.accuracy;
-    let device = ctx.device.clone().autodiff();
-    let (model, _) = rebuild::<M>(&ctx.stage_dir(&owner.stage), &device)?;
+    let Start { target, before, model, device } = owner.start(ctx, flip_fraction, 0x0f4e_0002, Route::Public, test)?;
     let train = ctx.data.train_loader(config.batch_size, config.seed)?;
     let Probed { model, history, probes } = reverse(model, owner.signatures(), &target, config, TrainData { train: &train, test }, &device, dir)?;
     let mut report = format!(
@@ -373,10 +391,7 @@ fn run_optimise<M: Net>(
     stage: &str,
     dir: &Path,
 ) -> Result<Outcome> {
-    let target = flipped_signatures(owner.signatures(), flip_fraction, ctx.plan.seed ^ 0x0f4e_0003);
-    let before = evaluate(&eval_form(&owner.model, Route::Private), test, &ctx.device)?.accuracy;
-    let device = ctx.device.clone().autodiff();
-    let (model, _) = rebuild::<M>(&ctx.stage_dir(&owner.stage), &device)?;
+    let Start { target, before, model, device } = owner.start(ctx, flip_fraction, 0x0f4e_0003, Route::Private, test)?;
     let train = ctx.data.train_loader(config.batch_size, config.seed)?;
     let Probed { model, history, probes } = optimise_passport(model, owner.signatures(), &target, config, TrainData { train: &train, test }, &device, dir)?;
     let accuracy = |r: &EpochRow| r.private_acc.unwrap_or(r.test_acc);
@@ -433,10 +448,7 @@ fn run_substitute<M: Net>(
     stage: &str,
     dir: &Path,
 ) -> Result<Outcome> {
-    let target = flipped_signatures(owner.signatures(), flip_fraction, ctx.plan.seed ^ 0x0f4e_0004);
-    let before = evaluate(&eval_form(&owner.model, Route::Public), test, &ctx.device)?.accuracy;
-    let device = ctx.device.clone().autodiff();
-    let (model, _) = rebuild::<M>(&ctx.stage_dir(&owner.stage), &device)?;
+    let Start { target, before, model, device } = owner.start(ctx, flip_fraction, 0x0f4e_0004, Route::Public, test)?;
     let share = ctx.data.train_fraction(data_fraction, ctx.plan.seed ^ 0x0f4e_0005);
     let train = share.train_loader(config.batch_size, config.seed)?;
     let Probed { model, history, probes } = substitute(model, erb, owner.signatures(), &target, config, TrainData { train: &train, test }, &device, dir)?;
