@@ -56,10 +56,18 @@ fn vulkan() -> Result<Device> {
 /// Runs one tiny operation on `device`; a backend that cannot find its GPU panics there, and
 /// that panic becomes an error.
 fn probe(device: &Device, name: &str) -> Result<()> {
+    let device = device.clone();
+    survive(name, move || {
+        Tensor::<1>::ones([4], &device).sum().into_data();
+    })
+}
+
+/// Runs `op` with panics silenced; a panic becomes the error saying that no GPU answered for
+/// the plan's `device = "{name}"`, and how to go on.
+fn survive(name: &str, op: impl FnOnce() + std::panic::UnwindSafe) -> Result<()> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let device = device.clone();
-    let outcome = std::panic::catch_unwind(move || Tensor::<1>::ones([4], &device).sum().into_data());
+    let outcome = std::panic::catch_unwind(op);
     std::panic::set_hook(previous);
     if outcome.is_err() {
         bail!(
@@ -88,5 +96,22 @@ mod tests {
     fn cuda_without_the_feature_says_how_to_rebuild() {
         let e = select("cuda").unwrap_err().to_string();
         assert!(e.contains("--features cuda") && e.contains("internet"), "{e}");
+    }
+
+    #[cfg(not(feature = "vulkan"))]
+    #[test]
+    fn vulkan_without_the_feature_says_how_to_rebuild() {
+        let e = select("vulkan").unwrap_err().to_string();
+        assert!(e.contains("device = \"vulkan\"") && e.contains("--features vulkan") && e.contains("device = \"cpu\""), "{e}");
+    }
+
+    /// What a GPU backend does when asked for a GPU that is not there (it panics on the first
+    /// operation) becomes an error naming the `device` key and the way out.
+    #[test]
+    fn a_gpu_that_is_not_there_is_a_clear_error() {
+        let e = survive("cuda:1", || panic!("no CUDA device 1")).unwrap_err().to_string();
+        assert!(e.contains("device = \"cuda:1\"") && e.contains("no usable GPU") && e.contains("nvidia-smi"), "{e}");
+        assert!(e.contains("set device = \"cpu\""), "{e}");
+        assert!(survive("cpu", || ()).is_ok());
     }
 }

@@ -124,10 +124,13 @@ fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Lo
     }
     let e = first_error.context("no layout to try")?;
     Err(anyhow::Error::new(e).context(format!(
-        "the owner bundle describes an {} model of width {} with {} classes; the model file must be that model",
+        "the owner bundle `{}` is for the model {} of width {} with {} classes, and `{}` is not that model: \
+         pass the model file the bundle was made for, or the owner bundle of this model",
+        request.owner.as_deref().unwrap_or(Path::new("")).display(),
         config.arch.name(),
         config.width,
-        config.num_classes
+        config.num_classes,
+        request.model.display()
     )))
 }
 

@@ -49,7 +49,8 @@ kind = "verify"
 from = "v1"
 [[stage]]
 name = "forge"
-kind = "forge"
+kind = "attack"
+attack = "forge"
 from = "v1"
 pretrained = "baseline"
 draws = 2
@@ -126,7 +127,8 @@ fn user_mistakes_are_clear_errors() {
         ("unknown key", good.replace("epochs = 1", "epoks = 1"), &["plan.toml", "line 18", "epoks"]),
         ("bad value", good.replace("width = 0.125", "width = \"narrow\""), &["plan.toml", "width"]),
         ("unknown from", good.replace("from = \"v1\"\n[[stage]]", "from = \"v2\"\n[[stage]]"), &["`from`", "`v2`", "baseline, v1"]),
-        ("cuda without feature", good.replace("seed = 3", "seed = 3\ndevice = \"cuda\""), &["--features cuda", "internet"]),
+        ("cuda without feature", good.replace("seed = 3", "seed = 3\ndevice = \"cuda\""), &["device = \"cuda\"", "--features cuda", "internet", "device = \"cpu\""]),
+        ("vulkan without feature", good.replace("seed = 3", "seed = 3\ndevice = \"vulkan\""), &["device = \"vulkan\"", "--features vulkan", "device = \"cpu\""]),
         ("missing dataset", good.replace("train_per_class = 60", "train_per_class = 60\nroot = \"/nonexistent/fmnist\""), &["/nonexistent/fmnist", "dataset-fashion-mnist"]),
         ("missing layout", good.replace("layout.toml", "nope.toml"), &["nope.toml", "passport"]),
         ("layout path", good.replace("layout.toml", "bad.toml"), &["bad.toml", "`9`", "valid paths: 0, 2, 4, 5, 6"]),
@@ -362,5 +364,85 @@ fn no_secret_outside_the_owner_files(bundle: &serde_json::Value, run: &Path, log
             let text: String = String::from_utf8_lossy(content).chars().filter(|c| !c.is_whitespace()).collect();
             assert!(!text.contains(&bits.join(",")), "signature bits in {name}");
         }
+    }
+}
+
+/// A one-stage plan on the synthetic task: `ARCH` at `WIDTH`, stage `STAGE` of scheme `SCHEME`.
+const SYNTHETIC: &str = r#"
+name = "NAME"
+seed = 4
+[data]
+dataset = "synthetic"
+[model]
+arch = "ARCH"
+width = WIDTH
+[train]
+batch_size = 64
+lr_steps = []
+[[stage]]
+name = "STAGE"
+kind = "train"
+scheme = "SCHEME"
+key_type = "random"
+epochs = EPOCHS
+"#;
+
+/// Writes a synthetic plan of `epochs` epochs and runs it when `run`; returns its run folder.
+fn synthetic_run(dir: &Path, name: &str, arch: &str, width: &str, scheme: &str, epochs: usize, run: bool) -> PathBuf {
+    let mut body = SYNTHETIC.replace("NAME", name).replace("ARCH", arch).replace("WIDTH", width).replace("SCHEME", scheme);
+    body = body.replace("STAGE", scheme).replace("EPOCHS", &epochs.to_string());
+    if scheme == "v1" {
+        let layout = dir.join(format!("{name}-layout.toml"));
+        std::fs::write(&layout, "5 = true\n6 = true\n").unwrap();
+        body += &format!("passport = \"{}\"\n", layout.display());
+    } else {
+        body = body.replace("key_type = \"random\"\n", "");
+    }
+    let plan = dir.join(format!("{name}.toml"));
+    std::fs::write(&plan, body).unwrap();
+    let runs = dir.join("runs");
+    if run {
+        let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    runs.join(name)
+}
+
+/// A model file or a checkpoint of another architecture (or width) than the one expected: the
+/// verifier's model against an owner bundle of another model, a PyTorch checkpoint of another
+/// architecture than the bundle's, and a train stage resuming from a checkpoint another model
+/// wrote. Each is an error (exit 2) naming the file and the fix, never a panic.
+#[test]
+fn checkpoint_of_another_architecture_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alexnet = synthetic_run(tmp.path(), "alex", "alexnet", "0.125", "v1", 1, true);
+    let resnet = synthetic_run(tmp.path(), "res", "resnet9", "0.0625", "v0", 1, true);
+    let (owner, resnet_model) = (alexnet.join("v1/owner.json"), resnet.join("v0/model.bpk"));
+    let wider = synthetic_run(tmp.path(), "wide", "alexnet", "0.25", "v0", 1, true).join("v0/model.bpk");
+    let pth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/ipr-verify/tests/fixtures/resnet18_v1.pth");
+    // A V0 stage of AlexNet whose checkpoint folder holds a ResNet's record as its epoch 1.
+    let resume = synthetic_run(tmp.path(), "resume", "alexnet", "0.125", "v0", 2, false);
+    let checkpoint = resume.join("v0/checkpoint");
+    std::fs::create_dir_all(&checkpoint).unwrap();
+    std::fs::copy(&resnet_model, checkpoint.join("epoch-1.bpk")).unwrap();
+    std::fs::write(checkpoint.join("state.json"), r#"{"epochs_done":1,"best_acc":0.0,"history":[]}"#).unwrap();
+    let resume_plan = tmp.path().join("resume.toml").to_str().unwrap().to_string();
+    let runs = tmp.path().join("runs").to_str().unwrap().to_string();
+
+    let (owner, resnet_model, wider, pth) = (owner.to_str().unwrap(), resnet_model.to_str().unwrap(), wider.to_str().unwrap(), pth.to_str().unwrap());
+    let cases: &[(&str, Vec<&str>, &[&str])] = &[
+        ("resnet record, alexnet bundle", vec!["verify", "--model", resnet_model, "--owner", owner], &[resnet_model, "owner bundle", "model alexnet of width 0.125", "pass the model file"]),
+        ("wider record, alexnet bundle", vec!["verify", "--model", wider, "--owner", owner], &[wider, "width 0.125", "pass the model file"]),
+        ("resnet checkpoint, alexnet bundle", vec!["verify", "--model", pth, "--owner", owner], &["resnet18_v1.pth", "alexnet", "resnet18", "pass the bundle of this model"]),
+        ("resume from a resnet checkpoint", vec!["run", &resume_plan, "--runs", &runs], &["epoch-1.bpk", "does not fit this model", "another architecture", "delete", "checkpoint"]),
+    ];
+    for (what, args, needles) in cases {
+        let out = xtask(args);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {msg}");
+        for needle in *needles {
+            assert!(msg.contains(needle), "{what}: `{needle}` not in: {msg}");
+        }
+        assert!(!msg.contains("panicked") && !msg.contains("RUST_BACKTRACE"), "{what}: {msg}");
     }
 }

@@ -71,38 +71,75 @@ fn read(
         root.join(layout.subfolder).display(),
         root.display()
     );
-    let record = layout.label_bytes + PIXELS;
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for file in files {
         let path = dir.join(file);
         let bytes = std::fs::read(&path).map_err(|e| DataError::io(&path, e, &hint))?;
-        if bytes.is_empty() || bytes.len() % record != 0 {
-            return Err(DataError::format(
-                &path,
-                format!(
-                    "length {} bytes is not a positive multiple of the {record}-byte record",
-                    bytes.len()
-                ),
-                &hint,
-            ));
-        }
-        pixels.reserve(bytes.len() / record * PIXELS);
-        for (i, rec) in bytes.chunks_exact(record).enumerate() {
-            let label = rec[layout.label_bytes - 1] as usize;
-            if label >= layout.num_classes {
-                return Err(DataError::format(
-                    &path,
-                    format!(
-                        "record {i} has label {label}, not below {}",
-                        layout.num_classes
-                    ),
-                    &hint,
-                ));
-            }
-            labels.push(label);
-            pixels.extend_from_slice(&rec[layout.label_bytes..]);
-        }
+        parse_records(layout, &path, &bytes, &hint, &mut pixels, &mut labels)?;
     }
     let name = format!("{}:{}:{}", layout.name, dir.display(), split.as_str());
     ImageSet::new(name, pixels, labels, [3, 32, 32], layout.num_classes)
+}
+
+/// Parses one CIFAR-10 batch file (`data_batch_N.bin`, `test_batch.bin`) read from `path`
+/// (named in errors): 3×32×32 images with 10 classes.
+///
+/// # Errors
+/// [`DataError::Format`] naming the file for a length that is not a positive multiple of the
+/// 3073-byte record, or a label of 10 or more.
+pub fn parse_cifar10(path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
+    parse_file(&CIFAR10, path, bytes)
+}
+
+/// Parses one CIFAR-100 file (`train.bin`, `test.bin`) read from `path` (named in errors):
+/// 3×32×32 images with their fine labels, 100 classes.
+///
+/// # Errors
+/// [`DataError::Format`] naming the file for a length that is not a positive multiple of the
+/// 3074-byte record, or a fine label of 100 or more.
+pub fn parse_cifar100(path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
+    parse_file(&CIFAR100, path, bytes)
+}
+
+fn parse_file(layout: &Layout, path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
+    let hint = format!(
+        "download the binary version of {} from https://www.cs.toronto.edu/~kriz/cifar.html on a machine with internet and unpack it again",
+        layout.name
+    );
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    parse_records(layout, path, bytes, &hint, &mut pixels, &mut labels)?;
+    ImageSet::new(format!("{}:{}", layout.name, path.display()), pixels, labels, [3, 32, 32], layout.num_classes)
+}
+
+/// Appends the records of one file to `pixels` and `labels`.
+fn parse_records(
+    layout: &Layout,
+    path: &Path,
+    bytes: &[u8],
+    hint: &str,
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<usize>,
+) -> Result<(), DataError> {
+    let record = layout.label_bytes + PIXELS;
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
+        return Err(DataError::format(
+            path,
+            format!("length {} bytes is not a positive multiple of the {record}-byte record", bytes.len()),
+            hint,
+        ));
+    }
+    pixels.reserve(bytes.len() / record * PIXELS);
+    for (i, rec) in bytes.chunks_exact(record).enumerate() {
+        let label = rec[layout.label_bytes - 1] as usize;
+        if label >= layout.num_classes {
+            return Err(DataError::format(
+                path,
+                format!("record {i} has label {label}, not below {}", layout.num_classes),
+                hint,
+            ));
+        }
+        labels.push(label);
+        pixels.extend_from_slice(&rec[layout.label_bytes..]);
+    }
+    Ok(())
 }

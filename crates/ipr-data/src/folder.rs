@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use burn_dataset::{Dataset, DatasetError};
-use image::{DynamicImage, ImageReader, imageops::FilterType};
+use image::{DynamicImage, ImageFormat, ImageReader, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 
 use crate::{DataError, ImageDataset, Sample};
@@ -69,19 +69,39 @@ pub(crate) fn is_image(path: &Path) -> bool {
 
 /// Decodes `path` and applies `options`, returning CHW bytes.
 pub(crate) fn load_image(path: &Path, options: &ImageOptions) -> Result<Vec<u8>, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        DataError::io(path, e, "the file was listed but is gone; rescan the folder")
+    })?;
+    decode(path, &bytes, options)
+}
+
+/// Decodes an image file's bytes (JPEG or PNG, read from `path`, which is named in errors) and
+/// applies `options` (gray or RGB, resize of the shorter side, centre crop), returning the CHW
+/// bytes of one `options.shape()` image: what the trigger-set and image-folder readers do with
+/// each file.
+///
+/// # Errors
+/// [`DataError::Invalid`] for invalid `options`; [`DataError::Decode`] for bytes that do not
+/// decode or claim a picture of more than 16384 pixels a side or 128 MiB; [`DataError::Format`]
+/// for an image smaller than the crop, or one that resized would have more than 2^25 pixels.
+pub fn decode_image(path: &Path, bytes: &[u8], options: &ImageOptions) -> Result<Vec<u8>, DataError> {
+    options.validate()?;
+    decode(path, bytes, options)
+}
+
+fn decode(path: &Path, bytes: &[u8], options: &ImageOptions) -> Result<Vec<u8>, DataError> {
     let decode = |source| DataError::Decode {
         path: path.to_path_buf(),
         source,
     };
-    let img = ImageReader::open(path)
-        .and_then(ImageReader::with_guessed_format)
-        .map_err(|e| {
-            DataError::io(
-                path,
-                e,
-                "the file was listed but is gone; rescan the folder",
-            )
-        })?
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes));
+    if let Ok(format) = ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    reader.limits(decode_limits());
+    let img = reader
+        .with_guessed_format()
+        .map_err(|e| decode(image::ImageError::IoError(e)))?
         .decode()
         .map_err(decode)?;
     let img = if options.channels == 1 {
@@ -91,14 +111,18 @@ pub(crate) fn load_image(path: &Path, options: &ImageOptions) -> Result<Vec<u8>,
     };
     let img = match options.resize {
         Some(short) => {
-            let (w, h) = (img.width() as u64, img.height() as u64);
-            let s = short as u64;
-            let (nw, nh) = if w <= h {
-                (s, h * s / w)
-            } else {
-                (w * s / h, s)
-            };
-            img.resize_exact(nw as u32, nh as u32, FilterType::Triangle)
+            let (w, h) = (img.width(), img.height());
+            let (nw, nh) = resized(w, h, short).ok_or_else(|| {
+                DataError::format(
+                    path,
+                    format!(
+                        "image is {w}x{h}: with its shorter side resized to {short} it would have more than \
+                         {MAX_RESIZED_PIXELS} pixels"
+                    ),
+                    "use images whose longer side is at most a few hundred times the shorter one",
+                )
+            })?;
+            img.resize_exact(nw, nh, FilterType::Triangle)
         }
         None => img,
     };
@@ -121,6 +145,36 @@ pub(crate) fn load_image(path: &Path, options: &ImageOptions) -> Result<Vec<u8>,
         }
     }
     Ok(chw)
+}
+
+/// What a decoder may allocate: a header is free to claim any size, and a few hundred bytes of
+/// JPEG claiming 65500×1272 pixels otherwise cost 250 MB and seconds of decoding garbage.
+/// 128 MiB holds a 6500×6500 RGB photo, larger than any image of the datasets read here.
+fn decode_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(1 << 14);
+    limits.max_image_height = Some(1 << 14);
+    limits.max_alloc = Some(128 << 20);
+    limits
+}
+
+/// The most pixels an image may have once resized (2^25, 96 MiB in RGB): only its centre crop
+/// is kept, and a very elongated picture would otherwise ask for gigabytes.
+const MAX_RESIZED_PIXELS: u64 = 1 << 25;
+
+/// The size of a `w`×`h` image whose shorter side is resized to `short` (aspect ratio kept),
+/// or `None` for an empty image or one of more than [`MAX_RESIZED_PIXELS`] pixels.
+fn resized(w: u32, h: u32, short: u32) -> Option<(u32, u32)> {
+    let (w, h, s) = (u64::from(w), u64::from(h), u64::from(short));
+    let (nw, nh) = match (w, h) {
+        (0, _) | (_, 0) => return None,
+        _ if w <= h => (s, h * s / w),
+        _ => (w * s / h, s),
+    };
+    if nw * nh > MAX_RESIZED_PIXELS {
+        return None;
+    }
+    Some((u32::try_from(nw).ok()?, u32::try_from(nh).ok()?))
 }
 
 /// A `root/<class>/<image>` dataset whose images are decoded on `get`.

@@ -38,12 +38,14 @@ mod trigger;
 
 /// Re-exported so callers can use `len`, `get` and `iter` without depending on burn-dataset.
 pub use burn_dataset::Dataset;
-pub use cifar::{read_cifar10, read_cifar100};
+pub use cifar::{parse_cifar10, parse_cifar100, read_cifar10, read_cifar100};
 pub use dataset::{ImageDataset, ImageSet, Sample, Split, first, per_class};
 pub use error::DataError;
-pub use folder::{ImageFolder, ImageOptions};
-pub use idx::{FASHION_MNIST_DIR, read_idx};
+pub use folder::{ImageFolder, ImageOptions, decode_image};
+pub use idx::{FASHION_MNIST_DIR, IdxFile, parse_idx, read_idx};
 pub use loader::{Batch, Batches, Loader, LoaderConfig};
 pub use synthetic::{SyntheticConfig, synthetic};
 pub use transform::{Normalization, Transform, crop_with_padding, hflip, pad_to};
-pub use trigger::{TRIGGER_LABELS_FILE, TriggerSetConfig, generate_trigger_set, read_trigger_set, write_trigger_set};
+pub use trigger::{
+    TRIGGER_LABELS_FILE, TriggerSetConfig, generate_trigger_set, parse_trigger_labels, read_trigger_set, write_trigger_set,
+};

@@ -38,28 +38,11 @@ pub fn read_trigger_set(
         dir.display()
     );
     let labels_path = dir.join(TRIGGER_LABELS_FILE);
-    let text =
-        std::fs::read_to_string(&labels_path).map_err(|e| DataError::io(&labels_path, e, &hint))?;
-    let mut labels = Vec::new();
-    for (line_no, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let bad = |problem: String| {
-            DataError::format(
-                &labels_path,
-                format!("line {}: {problem}", line_no + 1),
-                &hint,
-            )
-        };
-        let label = parse_label(line.trim())
-            .ok_or_else(|| bad(format!("{:?} is not a class number", line.trim())))?;
-        if label >= num_classes {
-            return Err(bad(format!("label {label} is not below {num_classes}")));
-        }
-        labels.push(label);
-    }
+    let bytes = fs::read(&labels_path).map_err(|e| DataError::io(&labels_path, e, &hint))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        DataError::format(&labels_path, format!("not UTF-8 text ({e})"), "write one class number per line")
+    })?;
+    let labels = parse_labels(text, &labels_path, num_classes, &hint)?;
 
     let pics = dir.join("pics");
     let mut numbered = Vec::new();
@@ -112,6 +95,46 @@ pub fn read_trigger_set(
         options.shape(),
         num_classes,
     )
+}
+
+/// Parses the text of a trigger set's labels file ([`TRIGGER_LABELS_FILE`], read from `path`,
+/// named in errors): one class number per line, `6` or `6.000000000000000000e+00`, blank lines
+/// skipped; every label must be below `num_classes`.
+///
+/// # Errors
+/// [`DataError::Format`] naming the file and the line.
+pub fn parse_trigger_labels(text: &str, path: &Path, num_classes: usize) -> Result<Vec<usize>, DataError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let hint = format!(
+        "write one class number per line, one line per image of {}",
+        dir.join("pics").display()
+    );
+    parse_labels(text, path, num_classes, &hint)
+}
+
+/// The labels of a labels file, one per non-blank line.
+fn parse_labels(text: &str, labels_path: &Path, num_classes: usize, hint: &str) -> Result<Vec<usize>, DataError> {
+    let mut labels = Vec::new();
+    for (line_no, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = |problem: String| {
+            DataError::format(
+                labels_path,
+                format!("line {}: {problem}", line_no + 1),
+                hint,
+            )
+        };
+        let label = parse_label(line.trim())
+            .ok_or_else(|| bad(format!("{:?} is not a class number", line.trim())))?;
+        if label >= num_classes {
+            return Err(bad(format!("label {label} is not below {num_classes}")));
+        }
+        labels.push(label);
+    }
+    Ok(labels)
 }
 
 /// What [`generate_trigger_set`] makes.

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use burn_dataset::Dataset;
 use ipr_data::{
-    DataError, ImageDataset, ImageFolder, ImageOptions, Split, read_cifar10, read_cifar100,
-    read_idx, read_trigger_set,
+    DataError, IdxFile, ImageDataset, ImageFolder, ImageOptions, Split, decode_image, parse_cifar10, parse_cifar100,
+    parse_idx, parse_trigger_labels, read_cifar10, read_cifar100, read_idx, read_trigger_set,
 };
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -147,6 +147,42 @@ fn idx_truncated_bad_magic_mismatch_and_missing_are_errors_naming_the_file() {
         msg.contains("apt-get install dataset-fashion-mnist"),
         "{msg}"
     );
+}
+
+/// The bytes-level parser (what the fuzz target drives) reads what `read_idx` reads, raw or
+/// gzipped.
+#[test]
+fn parse_idx_reads_raw_and_gzipped_bytes() {
+    let (pixels, labels) = idx_fixture();
+    let (images, labels) = (idx_images(5, 3, 4, &pixels), idx_labels(&labels));
+    let (ip, lp) = (Path::new("/d/images"), Path::new("/d/labels"));
+    for (i, l) in [(images.clone(), labels.clone()), (gzip(&images), gzip(&labels))] {
+        let set = parse_idx("t", IdxFile { path: ip, bytes: &i }, IdxFile { path: lp, bytes: &l }).unwrap();
+        assert_idx_set(&set);
+    }
+    let msg = parse_idx("t", IdxFile { path: ip, bytes: &[0x1f, 0x8b, 0] }, IdxFile { path: lp, bytes: &labels })
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("/d/images") && msg.contains("corrupt gzip"), "{msg}");
+}
+
+/// A header whose image side is zero, or whose images are absurdly large (with zero images, so
+/// that the length check passes), was accepted as an empty set of that shape.
+#[test]
+fn idx_header_with_a_zero_or_huge_side_is_an_error_naming_the_file() {
+    let labels = idx_labels(&[]);
+    for (rows, cols) in [(0, 28), (28, 0), (u32::MAX, u32::MAX), (1 << 13, 1 << 13)] {
+        let images = idx_images(0, rows, cols, &[]);
+        let err = parse_idx(
+            "t",
+            IdxFile { path: Path::new("/d/train-images-idx3-ubyte"), bytes: &images },
+            IdxFile { path: Path::new("/d/train-labels-idx1-ubyte"), bytes: &labels },
+        )
+        .unwrap_err();
+        assert!(matches!(err, DataError::Format { .. }), "{rows}×{cols}: {err}");
+        let msg = err.to_string();
+        assert!(msg.contains("/d/train-images-idx3-ubyte") && msg.contains("header is corrupt"), "{msg}");
+    }
 }
 
 /// Pixel value at channel `c`, row `y`, column `x` of CIFAR record number `r`.
@@ -492,4 +528,92 @@ fn generated_trigger_set_round_trips_through_the_reader() {
         assert!(mean_error < 4.0, "{channels} channels: mean pixel error {mean_error}");
     }
     assert!(generate_trigger_set(&TriggerSetConfig { n: 4, size: 8, channels: 2, num_classes: 3, seed: 0 }).is_err());
+}
+
+/// The bytes-level CIFAR parsers (what the fuzz target drives) read one file as the readers do.
+#[test]
+fn parse_cifar_reads_one_file_and_names_it_in_errors() {
+    let path = Path::new("/d/test_batch.bin");
+    let mut bytes = cifar_record(0, &[7]);
+    bytes.extend(cifar_record(1, &[2]));
+    let set = parse_cifar10(path, &bytes).unwrap();
+    assert_eq!((set.len(), set.labels(), set.shape()), (2, &[7, 2][..], [3, 32, 32]));
+    let set = parse_cifar100(path, &[cifar_record(0, &[3, 77]), cifar_record(1, &[1, 99])].concat()).unwrap();
+    assert_eq!(set.labels(), &[77, 99]);
+    for bad in [&bytes[..100], &[]] {
+        let msg = parse_cifar10(path, bad).unwrap_err().to_string();
+        assert!(msg.contains("/d/test_batch.bin") && msg.contains("multiple of the 3073-byte record"), "{msg}");
+    }
+}
+
+/// The bytes-level trigger-set parsers (what the fuzz target drives): labels as the reader
+/// reads them, and one image decoded, cropped and laid out CHW as the reader does.
+#[test]
+fn parse_trigger_labels_and_decode_image_work_on_bytes() {
+    let path = Path::new("/d/labels-cifar.txt");
+    assert_eq!(parse_trigger_labels("3\n\n6.000000000000000000e+00\n", path, 10).unwrap(), vec![3, 6]);
+    let msg = parse_trigger_labels("3\nten\n", path, 10).unwrap_err().to_string();
+    assert!(msg.contains("/d/labels-cifar.txt") && msg.contains("line 2"), "{msg}");
+
+    let mut png = Vec::new();
+    let rgb: Vec<u8> = (0..4 * 4 * 3).map(|i| i as u8).collect();
+    image::RgbImage::from_raw(4, 4, rgb)
+        .unwrap()
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let options = ImageOptions { resize: None, crop: 2, channels: 3 };
+    let chw = decode_image(Path::new("/d/pics/1.png"), &png, &options).unwrap();
+    // The centre 2×2 of a 4×4 image: pixels (1,1), (2,1), (1,2), (2,2); red plane first.
+    assert_eq!(&chw[..4], &[15, 18, 27, 30]);
+    let msg = decode_image(Path::new("/d/pics/1.png"), &png[..20], &options).unwrap_err().to_string();
+    assert!(msg.contains("/d/pics/1.png"), "{msg}");
+    let bad = ImageOptions { channels: 2, ..options };
+    assert!(decode_image(Path::new("/d/pics/1.png"), &png, &bad).is_err());
+}
+
+/// Found by review and reproduced with the `trigger` fuzz target (libFuzzer: out-of-memory):
+/// a 214-byte input (`fuzz/seeds/trigger/tall-png-resize`) holding a 1×65535 gray PNG, its
+/// shorter side resized to 256, made the reader ask for a 256×16776960 image (4 GiB; 12 GiB in
+/// RGB) only to keep its centre crop. (That picture is now refused by the decoder's limits
+/// already; a 1×16000 one, within them, still asks for 1 GiB.)
+#[test]
+fn elongated_image_whose_resize_would_exhaust_memory_is_an_error() {
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let mut png = Vec::new();
+    PngEncoder::new_with_quality(&mut png, CompressionType::Best, FilterType::NoFilter)
+        .write_image(&[128; 16000], 1, 16000, image::ExtendedColorType::L8)
+        .unwrap();
+    assert!(png.len() < 2000, "{} bytes", png.len());
+    let path = Path::new("/d/pics/1.png");
+    for channels in [1, 3] {
+        let options = ImageOptions { resize: Some(256), crop: 224, channels };
+        let err = decode_image(path, &png, &options).unwrap_err();
+        assert!(matches!(err, DataError::Format { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("/d/pics/1.png") && msg.contains("1x16000") && msg.contains("pixels"), "{msg}");
+    }
+    // Without a resize the image is merely too small for the crop.
+    let options = ImageOptions { resize: None, crop: 2, channels: 1 };
+    let msg = decode_image(path, &png, &options).unwrap_err().to_string();
+    assert!(msg.contains("smaller than the 2x2 centre crop"), "{msg}");
+}
+
+/// Found with the `trigger` fuzz target (its slowest inputs): a JPEG of a few hundred bytes
+/// whose header claims 65500×1272 pixels was decoded, garbage and all, into 250 MB over
+/// several seconds, and accepted.
+#[test]
+fn jpeg_claiming_a_huge_picture_is_refused_before_decoding() {
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]))
+        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+    // The baseline frame header: FF C0, length, precision, height, width.
+    let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0x04, 0xf8, 0xff, 0xdc]); // 1272 high, 65500 wide
+    let path = Path::new("/d/pics/1.jpg");
+    let options = ImageOptions { resize: None, crop: 8, channels: 3 };
+    let err = decode_image(path, &jpeg, &options).unwrap_err();
+    assert!(matches!(err, DataError::Decode { .. }), "{err}");
+    assert!(err.to_string().contains("/d/pics/1.jpg"), "{err}");
 }

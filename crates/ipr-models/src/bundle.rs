@@ -116,12 +116,39 @@ impl LayerPassports {
         Ok(ConvBlock { private_bn: Some(private), ..block })
     }
 
-    /// `(P_β, P_γ)` as tensors on `device`, or `None` when the values do not fill the shape.
-    pub fn tensors(&self, device: &Device) -> Option<(Tensor<4>, Tensor<4>)> {
-        let n: usize = self.shape.iter().product();
-        if self.key.len() != n || self.skey.len() != n {
-            return None;
+    /// Checks that the passports are whole: every side of the shape at least 1, `key` and
+    /// `skey` filling it, and the private statistics (if any) of one length.
+    ///
+    /// # Errors
+    /// What is wrong, naming the layer.
+    pub fn check(&self) -> Result<(), String> {
+        let path = &self.path;
+        let size = self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d).filter(|_| d > 0));
+        let Some(size) = size else {
+            return Err(format!("the passports of layer `{path}` have shape {:?}: every side must be at least 1, and the size must fit in memory", self.shape));
+        };
+        if self.key.len() != size || self.skey.len() != size {
+            return Err(format!(
+                "the passports of layer `{path}` have shape {:?} ({size} values) but hold {} and {} values",
+                self.shape,
+                self.key.len(),
+                self.skey.len()
+            ));
         }
+        if self.running_mean.len() != self.running_var.len() {
+            return Err(format!(
+                "the private statistics of layer `{path}` hold {} means but {} variances",
+                self.running_mean.len(),
+                self.running_var.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// `(P_β, P_γ)` as tensors on `device`, or `None` when the values do not fill the shape
+    /// (see [`LayerPassports::check`]).
+    pub fn tensors(&self, device: &Device) -> Option<(Tensor<4>, Tensor<4>)> {
+        self.check().ok()?;
         let make = |v: &[f32]| Tensor::from_data(TensorData::new(v.to_vec(), self.shape), device);
         Some((make(&self.key), make(&self.skey)))
     }
@@ -204,7 +231,7 @@ pub enum BundleError {
         mode: u32,
     },
     /// The file is not a bundle.
-    #[error("`{path}` is not an owner bundle: {message}")]
+    #[error("`{path}` is not an owner bundle: {message}; pass the owner.json that the train stage wrote")]
     Malformed {
         /// The file.
         path: String,
@@ -235,7 +262,6 @@ impl OwnerBundle {
     /// # Errors
     /// [`BundleError::Exposed`], a read error, or [`BundleError::Malformed`].
     pub fn load(path: &Path) -> Result<Self, BundleError> {
-        let shown = path.display().to_string();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -246,7 +272,7 @@ impl OwnerBundle {
             })?;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(BundleError::Exposed { path: shown, mode });
+                return Err(BundleError::Exposed { path: path.display().to_string(), mode });
             }
         }
         let bytes = fs::read(path).map_err(|cause| StoreError::Io {
@@ -254,13 +280,26 @@ impl OwnerBundle {
             path: path.into(),
             cause,
         })?;
-        let bundle: Self = serde_json::from_slice(&bytes)
+        Self::from_json(&bytes, path)
+    }
+
+    /// Parses a bundle's JSON, read from `path` (named in errors): what [`OwnerBundle::load`]
+    /// does once it has checked the file's permissions and read it.
+    ///
+    /// # Errors
+    /// [`BundleError::Malformed`] for bytes that are not a bundle of [`BUNDLE_FORMAT`].
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self, BundleError> {
+        let shown = path.display().to_string();
+        let bundle: Self = serde_json::from_slice(bytes)
             .map_err(|e| BundleError::Malformed { path: shown.clone(), message: e.to_string() })?;
         if bundle.format != BUNDLE_FORMAT {
             return Err(BundleError::Malformed {
                 path: shown,
                 message: format!("format {} is not the supported format {BUNDLE_FORMAT}", bundle.format),
             });
+        }
+        if let Some(message) = bundle.passports.iter().find_map(|p| p.check().err()) {
+            return Err(BundleError::Malformed { path: shown, message });
         }
         Ok(bundle)
     }
@@ -304,13 +343,20 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn world_readable_bundle_is_refused() {
+    fn group_or_world_readable_bundle_is_refused_with_the_chmod_that_fixes_it() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("owner.json");
         bundle().save(&path, false).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        let err = OwnerBundle::load(&path).unwrap_err().to_string();
-        assert!(err.contains("chmod 600"), "{err}");
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = OwnerBundle::load(&path).unwrap_err();
+            assert!(matches!(err, BundleError::Exposed { .. }), "{mode:o}: {err}");
+            let err = err.to_string();
+            assert!(err.contains(&path.display().to_string()) && err.contains(&format!("chmod 600 {}", path.display())), "{err}");
+            assert!(err.contains("readable by group or others"), "{err}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(OwnerBundle::load(&path).unwrap(), bundle());
     }
 }

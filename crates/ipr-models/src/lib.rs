@@ -47,5 +47,5 @@ pub use params::param_paths;
 pub use resnet::{BasicBlock, ResNet};
 pub use sampling::sample_passports;
 pub use store::{
-    StoreError, load_module, remove_stale_temporaries, save_module, save_module_with_mode, weights_digest, write_atomic,
+    StoreError, load_module, load_module_bytes, remove_stale_temporaries, save_module, save_module_with_mode, weights_digest, write_atomic,
 };

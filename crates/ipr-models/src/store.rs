@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, DType};
+use burn_pack::Reader;
 use sha2::{Digest, Sha256};
 
 use crate::param_paths;
@@ -118,12 +120,62 @@ pub fn save_module_with_mode<M: Module>(module: &M, path: &Path, mode: Option<u3
 /// [`StoreError::Mismatch`] for a record of another model.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, StoreError> {
     let bytes = fs::read(path).map_err(|cause| StoreError::Io { action: "read", path: path.into(), cause })?;
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+    load_module_bytes(module, bytes, path)
+}
+
+/// Loads a record's bytes, read from `path` (named in errors), into `module`, which must have
+/// the same structure: what [`load_module`] does once it has read the file.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for bytes that are not a record and [`StoreError::Mismatch`] for a
+/// record of another model.
+pub fn load_module_bytes<M: Module>(module: M, bytes: Vec<u8>, path: &Path) -> Result<M, StoreError> {
+    // Shared, so that checking the record first costs no copy.
+    let bytes = Bytes::from_bytes_vec(bytes).shared();
+    check_record(&bytes, path)?;
+    let record = ModuleRecord::from_bytes(bytes)
         .map_err(|e| StoreError::Corrupt { path: path.into(), message: e.to_string() })?;
     module
         .try_load_record(record)
-        .map_err(|e| StoreError::Mismatch { path: path.into(), message: e.to_string() })
+        .map_err(|e| StoreError::Mismatch { path: path.into(), message: brief(&e.to_string()) })
 }
+
+/// Checks that every tensor of a record holds `f32` values that fill its shape, as every record
+/// this crate writes does: burn applies a tensor of another element type, or one whose bytes
+/// do not fill its shape, with a panic.
+fn check_record(bytes: &Bytes, path: &Path) -> Result<(), StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt { path: path.into(), message };
+    let tensors = Reader::from_bytes(bytes.clone())
+        .and_then(Reader::into_tensors)
+        .map_err(|e| corrupt(e.to_string()))?;
+    for tensor in &tensors {
+        if tensor.dtype != DType::F32 {
+            return Err(corrupt(format!("tensor `{}` holds {:?} values, not f32", tensor.name, tensor.dtype)));
+        }
+        let size = tensor.shape.iter().try_fold(DType::F32.size(), |n, &d| n.checked_mul(d));
+        if size != Some(tensor.byte_len()) {
+            return Err(corrupt(format!(
+                "tensor `{}` of shape {:?} holds {} bytes",
+                tensor.name,
+                tensor.shape.as_slice(),
+                tensor.byte_len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `message` cut after [`BRIEF`] characters: burn lists every tensor that did not fit, which
+/// for a record of another model is all of them.
+fn brief(message: &str) -> String {
+    match message.char_indices().nth(BRIEF) {
+        Some((at, _)) => format!("{} …", &message[..at]),
+        None => message.to_string(),
+    }
+}
+
+/// The length [`brief`] keeps.
+const BRIEF: usize = 240;
 
 /// SHA-256 over every float parameter's path, shape and `f32` values, in visiting order: the
 /// fingerprint an owner bundle records of the model it belongs to.

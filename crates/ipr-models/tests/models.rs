@@ -143,3 +143,119 @@ fn records_round_trip_and_bad_files_are_clear_errors() {
     let err = load_module(fresh, &cut).unwrap_err().to_string();
     assert!(err.contains("cut.bpk") && err.contains("truncated"), "{err}");
 }
+
+/// burn lists every tensor of a record that does not fit, which for a record of another model
+/// is every tensor: the error keeps the file, the cause and the way out, and stays short.
+#[test]
+fn record_of_another_model_is_a_short_error_naming_the_file() {
+    use ipr_models::{StoreError, load_module_bytes, save_module};
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("resnet.bpk");
+    save_module(&ResNet::init(&config(Arch::Resnet18, 0.125), &Layout::none(), &device).unwrap(), &path).unwrap();
+    let alexnet = AlexNet::init(&config(Arch::Alexnet, 0.125), &Layout::none(), &device).unwrap();
+    let err = load_module_bytes(alexnet, std::fs::read(&path).unwrap(), &path).unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("resnet.bpk") && msg.contains("another architecture") && msg.contains('…'), "{msg}");
+    assert!(msg.chars().count() < 600, "{} characters: {msg}", msg.chars().count());
+}
+
+/// The bytes-level bundle parser (what the fuzz target drives) names the file in its errors.
+#[test]
+fn bundle_json_errors_name_the_file() {
+    use ipr_models::OwnerBundle;
+    let path = std::path::Path::new("/d/owner.json");
+    for bad in [&b"{"[..], b"[]", b"{\"format\": 7}", b"\xff"] {
+        let msg = OwnerBundle::from_json(bad, path).unwrap_err().to_string();
+        assert!(msg.contains("/d/owner.json") && msg.contains("not an owner bundle"), "{msg}");
+    }
+}
+
+/// A private owner bundle of a tiny AlexNet (passports of features 4, 5, 6) as JSON.
+fn private_bundle_json() -> serde_json::Value {
+    use ipr_models::{BUNDLE_FORMAT, LayerPassports, OwnerBundle};
+    let mut cfg = config(Arch::Alexnet, 1.0 / 32.0);
+    cfg.in_channels = 1;
+    let layout = Layout::parse("4 = true\n5 = true\n6 = true\n", "t").unwrap().with_private(true);
+    let model = AlexNet::init(&cfg, &layout, &Device::flex()).unwrap();
+    let bundle = OwnerBundle {
+        format: BUNDLE_FORMAT,
+        scheme: "v2".into(),
+        model: cfg,
+        layers: vec![],
+        weights_sha256: String::new(),
+        passports: LayerPassports::of(&model),
+    };
+    serde_json::to_value(&bundle).unwrap()
+}
+
+/// Found by review and reproduced with the `bundle` fuzz target: passports with a side of 0
+/// (and no values, so that they "filled" their shape) reached the verifier's convolution,
+/// where burn's output-size arithmetic underflows (a panic with overflow checks, a huge
+/// allocation without).
+#[test]
+fn bundle_with_an_empty_passport_side_is_an_error_naming_the_layer() {
+    use ipr_models::{BundleError, OwnerBundle};
+    let path = std::path::Path::new("/d/owner.json");
+    for shape in [[1, 6, 1, 0], [0, 6, 8, 8], [1, 0, 8, 8]] {
+        let mut json = private_bundle_json();
+        json["passports"][0]["shape"] = serde_json::json!(shape);
+        json["passports"][0]["key"] = serde_json::json!([]);
+        json["passports"][0]["skey"] = serde_json::json!([]);
+        let err = OwnerBundle::from_json(&serde_json::to_vec(&json).unwrap(), path).unwrap_err();
+        assert!(matches!(err, BundleError::Malformed { .. }), "{shape:?}: {err}");
+        let msg = err.to_string();
+        assert!(msg.contains("/d/owner.json") && msg.contains("layer `4`") && msg.contains("at least 1"), "{msg}");
+    }
+}
+
+/// Found by review and reproduced with the `bundle` fuzz target: a passport shape whose size
+/// overflows `usize` (`[2^32, 2^32, 1, 1]`) panicked computing it with overflow checks, and
+/// wrapped to 0 without, passing an empty passport off as a huge one.
+#[test]
+fn bundle_with_a_passport_shape_overflowing_usize_is_an_error() {
+    use ipr_models::OwnerBundle;
+    let path = std::path::Path::new("/d/owner.json");
+    let mut json = private_bundle_json();
+    json["passports"][1]["shape"] = serde_json::json!([1u64 << 32, 1u64 << 32, 1, 1]);
+    json["passports"][1]["key"] = serde_json::json!([]);
+    json["passports"][1]["skey"] = serde_json::json!([]);
+    let msg = OwnerBundle::from_json(&serde_json::to_vec(&json).unwrap(), path).unwrap_err().to_string();
+    assert!(msg.contains("/d/owner.json") && msg.contains("layer `5`") && msg.contains("fit in memory"), "{msg}");
+    // Values that do not fill a valid shape, and private statistics of two lengths.
+    let mut json = private_bundle_json();
+    json["passports"][2]["key"].as_array_mut().unwrap().pop();
+    let msg = OwnerBundle::from_json(&serde_json::to_vec(&json).unwrap(), path).unwrap_err().to_string();
+    assert!(msg.contains("layer `6`") && msg.contains("values"), "{msg}");
+    let mut json = private_bundle_json();
+    json["passports"][0]["running_var"].as_array_mut().unwrap().pop();
+    let msg = OwnerBundle::from_json(&serde_json::to_vec(&json).unwrap(), path).unwrap_err().to_string();
+    assert!(msg.contains("layer `4`") && msg.contains("variances"), "{msg}");
+    // The bundle as written loads.
+    assert!(OwnerBundle::from_json(&serde_json::to_vec(&private_bundle_json()).unwrap(), path).is_ok());
+}
+
+/// Found with the `record` fuzz target: a record whose tensor holds `i32` values of the right
+/// shape (as a damaged or hand-made file can) made burn panic applying it ("Expected float
+/// dtype, got I32") instead of the verifier refusing the file.
+#[test]
+fn record_with_a_tensor_of_another_element_type_is_an_error_naming_the_file() {
+    use ipr_models::{StoreError, load_module_bytes, save_module};
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.bpk");
+    let cfg = config(Arch::Alexnet, 1.0 / 32.0);
+    save_module(&AlexNet::init(&cfg, &Layout::none(), &device).unwrap(), &path).unwrap();
+    let bytes = burn::tensor::Bytes::from_bytes_vec(std::fs::read(&path).unwrap());
+    let mut tensors = burn_pack::Reader::from_bytes(bytes).unwrap().into_tensors().unwrap();
+    let victim = tensors.iter_mut().find(|t| t.name == "features.0.conv.weight").unwrap();
+    victim.dtype = burn::tensor::DType::I32; // same size as f32: the bytes still fill the shape
+    let damaged = burn_pack::Writer::new(tensors).into_bytes().unwrap().to_vec();
+
+    let fresh = AlexNet::init(&cfg, &Layout::none(), &device).unwrap();
+    let err = load_module_bytes(fresh, damaged, &path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("model.bpk") && msg.contains("features.0.conv.weight") && msg.contains("I32"), "{msg}");
+}
