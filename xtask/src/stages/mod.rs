@@ -125,7 +125,7 @@ pub fn owner_bundle(dir: &Path, stage: &str) -> Result<OwnerBundle> {
 /// Runs every stage of `plan` in order in `runs/<plan name>/`, skipping complete ones, and
 /// writes the plan report.
 pub fn run_plan(plan: &Plan, runs: &Path, force: bool) -> Result<Vec<Headline>> {
-    let device = crate::device::select(&plan.device)?;
+    let device = crate::device::select(&plan.device).with_context(|| format!("plan `{}`", plan.name))?;
     let data = Datasets::load(&plan.data, plan.seed)?;
     tracing::info!(
         "plan `{}`: {} training / {} test images, shape {:?}, {} classes, device {}",
