@@ -8,7 +8,7 @@ use ipr_data::Loader;
 use ipr_models::{LayerSignature, Net, noise_passports, sample_passports};
 use ipr_passport::Route;
 use ipr_schemes::{eval_form, evaluate};
-use ipr_verify::{Claim, Decision, Evidence, Thresholds, check_signatures, verify};
+use ipr_verify::{Claim, Decision, Evidence, Thresholds, verify};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -77,9 +77,10 @@ pub fn forge<M: Net>(
             ForgeSource::Noise => noise_passports(model.clone(), seed.wrapping_add(draw as u64), device),
         };
         let accuracy = evaluate(&eval_form(&forged, Route::Private), test, device)?.accuracy;
-        let detection = check_signatures(&forged, signatures).agreement;
+        // The verifier's white-box check reads the forged γ once, for the detection and the decision.
         let claim = Claim { layers: signatures, passports: &[], weights_sha256: None };
-        let owner_claim = verify(&forged, &claim, &Evidence::default(), &Thresholds::default()).map_err(AttackError::Config)?.decision;
+        let verdict = verify(&forged, &claim, &Evidence::default(), &Thresholds::default()).map_err(AttackError::Config)?;
+        let (detection, owner_claim) = (verdict.signature.agreement, verdict.decision);
         tracing::info!(draw, accuracy, detection, "forged passport draw");
         rows.push(ForgeRow { draw, accuracy, detection, owner_claim });
     }

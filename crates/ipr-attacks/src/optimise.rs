@@ -123,17 +123,17 @@ pub fn optimise_passport<M: Net>(
     device: &Device,
     dir: &Path,
 ) -> Result<Probed<M, PassportProbe>, AttackError> {
-    let genuine: Passports = passports_of(&model.valid()).into_iter().map(|(p, k, s)| (p, k.to_device(device), s.to_device(device))).collect();
+    // The genuine passports as data (for the probe), and on the training device for the loss.
+    let genuine = passports_of(&model.valid());
     let forged = optimise_setup(model, config.seed ^ 0x0f4e_0003, device);
     let objective = ForgeryObjective {
         inner: PassportObjective::new(target, config.sign_loss, device).with_route(Route::Private),
-        genuine: genuine.iter().map(|(p, k, s)| (p.clone(), k.clone().detach(), s.clone().detach())).collect(),
+        genuine: genuine.iter().map(|(p, k, s)| (p.clone(), k.clone().to_device(device), s.clone().to_device(device))).collect(),
     };
-    let genuine_plain: Passports = genuine;
     let mut probe = |m: &M| PassportProbe {
         owner_detection: check_signatures(m, owner).agreement,
         forger_detection: check_signatures(m, target).agreement,
-        cosine: cosine(&passports_of(m), &genuine_plain),
+        cosine: cosine(&passports_of(m), &genuine),
     };
     train_probed(forged, &objective, &[], config, data, device, dir, &mut probe)
 }

@@ -314,15 +314,16 @@ fn run_finetune<M: Net>(
             (data, format!("{:?}", section.dataset))
         }
     };
-    let num_classes = owner.model.forward(Tensor::zeros([1, ctx.data.shape[0], ctx.data.shape[1], ctx.data.shape[2]], &ctx.device)).logits.dims()[1];
+    // The attacked model was built for the plan's dataset, so it has the plan's classes.
+    let num_classes = ctx.data.num_classes;
     if mode == FinetuneMode::Ftal && data.num_classes != num_classes {
         bail!("stage `{stage}`, key `mode`: FTAL keeps the last layer, but the new task has {} classes and the model {num_classes}; use mode = \"rtal\"", data.num_classes);
     }
-    let before = evaluate(&eval_form(&owner.model, Route::Public), &data.test_loader()?, &ctx.device)?.accuracy;
+    let test = data.test_loader()?;
+    let before = evaluate(&eval_form(&owner.model, Route::Public), &test, &ctx.device)?.accuracy;
     let device = ctx.device.clone().autodiff();
     let (model, _) = rebuild::<M>(&ctx.stage_dir(&owner.stage), &device)?;
     let train = data.train_loader(config.batch_size, config.seed)?;
-    let test = data.test_loader()?;
     let Probed { model, history, probes } =
         finetune(model, mode, data.num_classes, &owner.passports, owner.signatures(), config, TrainData { train: &train, test: &test }, &device, dir)?;
     let mut columns = vec![("owner's bits, passports through the weights", probes.iter().map(|p| p.passport_detection).collect::<Vec<_>>())];
