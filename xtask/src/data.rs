@@ -3,13 +3,28 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use ipr_verify::{BatchError, LabelledBatches};
 use ipr_data::{
     ImageDataset, ImageFolder, ImageOptions, ImageSet, Loader, LoaderConfig, Normalization, Split,
     SyntheticConfig, Transform, first, per_class, read_cifar10, read_cifar100, read_idx, read_trigger_set,
     synthetic,
 };
 
-use crate::plan::{DataSection, DatasetKind};
+use crate::sections::{DataSection, DatasetKind};
+
+/// Batches of an `ipr-data` loader, for the verifier.
+pub struct Batches<'a>(pub &'a Loader);
+
+impl LabelledBatches for Batches<'_> {
+    fn for_each_batch(&self, device: &Device, f: &mut dyn FnMut(Tensor<4>, Tensor<1, Int>)) -> Result<(), BatchError> {
+        for batch in self.0.epoch(0) {
+            let (images, labels) = batch?.to_tensors(device);
+            f(images, labels);
+        }
+        Ok(())
+    }
+}
 
 /// Images per passport sample (spec §4: `shuffle` mixes 20 images).
 pub const PASSPORT_SAMPLE: usize = 20;

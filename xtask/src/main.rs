@@ -5,19 +5,12 @@
 //! `runs/<plan>/<stage>/`, and the plan's summary lands in `runs/<plan>/report.md`.
 #![allow(clippy::print_stdout)]
 
-mod bench;
-mod data;
-mod device;
-mod plot;
-mod stages;
-mod verify;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::plan;
+use xtask::{bench, plan, project_root, stages, verify};
 
 /// Protect trained networks with DeepIPR digital passports.
 #[derive(Parser)]
@@ -39,6 +32,10 @@ enum Command {
         /// Folder the plan's run folder is created in (default: `runs/` in the workspace).
         #[arg(long, value_name = "DIR")]
         runs: Option<PathBuf>,
+        /// When another run of this plan holds its run folder, wait for it to finish instead
+        /// of stopping.
+        #[arg(long)]
+        wait: bool,
     },
     /// Check an ownership claim: a model file against an owner bundle. Exit status 0: owned;
     /// 1: not owned or inconclusive; 2: an error.
@@ -125,16 +122,6 @@ enum DataCommand {
     },
 }
 
-/// The workspace root: plans' relative paths (layouts, data) and `runs/` resolve against it.
-/// Under `cargo xtask` / `cargo run` that is the workspace of the manifest; a binary started
-/// directly uses the current folder.
-pub(crate) fn project_root() -> PathBuf {
-    match std::env::var_os("CARGO_MANIFEST_DIR") {
-        Some(dir) => Path::new(&dir).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-    }
-}
-
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -165,16 +152,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
                 .transpose()?;
             let request = verify::Request { model, owner, data, data_root, trigger, forged, json };
-            Ok(match verify::run(&request)? {
+            let outcome = verify::run(&request)?;
+            print!("{}", outcome.output);
+            Ok(match outcome.decision {
                 ipr_verify::Decision::Owned => ExitCode::SUCCESS,
                 _ => ExitCode::from(1),
             })
         }
-        Command::Run { plan, force, runs } => {
+        Command::Run { plan, force, runs, wait } => {
             let root = project_root();
             let plan = plan::Plan::load(&plan, &root)?;
+            for note in &plan.notes {
+                tracing::warn!("{note}");
+            }
             let runs = runs.unwrap_or_else(|| root.join("runs"));
-            let headlines = stages::run_plan(&plan, &runs, force)?;
+            let headlines = stages::run_plan(&plan, &stages::Options { runs: &runs, force, wait })?;
             println!("\nplan `{}` (results in {}):", plan.name, runs.join(&plan.name).display());
             for h in headlines {
                 println!("  {:<12} {:<7} {}", h.stage, h.kind, h.result);

@@ -5,16 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use ipr_data::Loader;
-use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, OwnerBundle, ResNet, load_module};
+use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, OwnerBundle, ResNet, Scheme, load_module};
 use ipr_verify::{
     Claim, Decision, Evidence, LabelledBatches, ReferenceInfo, Thresholds, Verdict, inspect_reference, load_reference, verify,
 };
 use serde::Serialize;
 
-use crate::data::Datasets;
-use crate::plan::{DataSection, DatasetKind};
-use crate::stages::private_scheme;
+use crate::data::{Batches, Datasets};
+use crate::report::{decision_word, verdict_body};
+use crate::sections::{DataSection, DatasetKind};
 
 /// What the command was asked.
 pub struct Request {
@@ -42,21 +41,8 @@ struct Report<'a> {
     /// Where the passports and signatures came from.
     claim_source: &'a str,
     config: &'a NetConfig,
-    scheme: &'a str,
+    scheme: Scheme,
     verdict: &'a Verdict,
-}
-
-/// Batches of an `ipr-data` loader, for the verifier.
-pub struct Batches<'a>(pub &'a Loader);
-
-impl LabelledBatches for Batches<'_> {
-    fn for_each_batch(&self, device: &Device, f: &mut dyn FnMut(Tensor<4>, Tensor<1, Int>)) -> Result<(), String> {
-        for batch in self.0.epoch(0) {
-            let (images, labels) = batch.map_err(|e| e.to_string())?.to_tensors(device);
-            f(images, labels);
-        }
-        Ok(())
-    }
 }
 
 /// Whether `path` holds a PyTorch checkpoint (a zip archive or a legacy pickle).
@@ -72,7 +58,7 @@ fn is_pytorch(path: &Path) -> Result<bool> {
 struct Loaded<M> {
     model: M,
     config: NetConfig,
-    scheme: String,
+    scheme: Scheme,
     claim_source: &'static str,
     signatures: Vec<LayerSignature>,
     bundle: Option<OwnerBundle>,
@@ -105,7 +91,7 @@ fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Lo
     }
     let bundle = bundle.context("a model record of this tool needs its owner bundle")?;
     let config = bundle.model.clone();
-    let passport_layout = Layout::structure(bundle.layers.iter().map(|l| l.path.clone()), private_scheme(&bundle.scheme));
+    let passport_layout = Layout::structure(bundle.layers.iter().map(|l| l.path.clone()), bundle.scheme.is_private());
     // A V2/V3 public model is a model without passports; a V1 model or an owner's model has them.
     let layouts = if bundle.passports.is_empty() { vec![passport_layout] } else { vec![Layout::none(), passport_layout] };
     let mut first_error = None;
@@ -114,7 +100,7 @@ fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Lo
         match load_module(model, &request.model) {
             Ok(model) => {
                 let signatures = bundle.layers.clone();
-                let scheme = bundle.scheme.clone();
+                let scheme = bundle.scheme;
                 return Ok(Loaded { model, config, scheme, claim_source: "the owner bundle", signatures, bundle: Some(bundle) });
             }
             Err(e) => {
@@ -134,8 +120,19 @@ fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Lo
     )))
 }
 
-/// Runs the check and prints the verdict; returns the decision.
-pub fn run(request: &Request) -> Result<Decision> {
+/// What the check found: the decision (the exit status) and the report to print.
+pub struct Outcome {
+    /// The verifier's decision.
+    pub decision: Decision,
+    /// The verdict as text, or as JSON with `--json`.
+    pub output: String,
+}
+
+/// Runs the check.
+///
+/// # Errors
+/// A file that cannot be read, or a model the claim does not describe.
+pub fn run(request: &Request) -> Result<Outcome> {
     let device = Device::flex();
     let bundle = request.owner.as_deref().map(OwnerBundle::load).transpose()?;
     let reference = if is_pytorch(&request.model)? { Some(inspect_reference(&request.model)?) } else { None };
@@ -151,7 +148,7 @@ pub fn run(request: &Request) -> Result<Decision> {
     }
 }
 
-fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Decision> {
+fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Outcome> {
     let loaded = load::<M>(request, inputs, device)?;
     let data = match request.data {
         Some(kind) => Some(Datasets::load(&DataSection::new(kind, request.data_root.clone(), &crate::project_root()), 0)?),
@@ -175,32 +172,27 @@ fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result
         Some(bundle) => Claim::from(bundle),
         None => Claim { layers: &loaded.signatures, passports: &[], weights_sha256: None },
     };
-    let verdict = verify(&loaded.model, &claim, &evidence, &Thresholds::default()).map_err(anyhow::Error::msg)?;
+    let verdict = verify(&loaded.model, &claim, &evidence, &Thresholds::default())?;
     if request.json {
         let report = Report {
             model: &request.model,
             owner: request.owner.as_deref(),
             claim_source: loaded.claim_source,
             config: &loaded.config,
-            scheme: &loaded.scheme,
+            scheme: loaded.scheme,
             verdict: &verdict,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        Ok(Outcome { decision: verdict.decision, output: format!("{}\n", serde_json::to_string_pretty(&report)?) })
     } else {
-        print!("{}", text(request, &loaded, &verdict));
+        Ok(Outcome { decision: verdict.decision, output: text(request, &loaded, &verdict) })
     }
-    Ok(verdict.decision)
 }
 
 fn text<M>(request: &Request, loaded: &Loaded<M>, verdict: &Verdict) -> String {
-    let decision = match verdict.decision {
-        Decision::Owned => "OWNED",
-        Decision::NotOwned => "NOT OWNED",
-        Decision::Inconclusive => "INCONCLUSIVE",
-    };
     let c = &loaded.config;
-    let mut out = format!(
-        "verdict: {decision}\nmodel:   {} ({}, width {}, {} classes, scheme {})\nclaim:   {}{}\n\n",
+    let header = format!(
+        "verdict: {}\nmodel:   {} ({}, width {}, {} classes, scheme {})\nclaim:   {}{}\n\n",
+        decision_word(verdict.decision),
         request.model.display(),
         c.arch.name(),
         c.width,
@@ -209,26 +201,5 @@ fn text<M>(request: &Request, loaded: &Loaded<M>, verdict: &Verdict) -> String {
         loaded.claim_source,
         request.owner.as_ref().map_or(String::new(), |o| format!(" `{}`", o.display()))
     );
-    out += "passport layer         bits  detected  text\n";
-    for l in &verdict.signature.layers {
-        let text = match (&l.expected_text, &l.decoded) {
-            (Some(e), Some(d)) => format!("\"{d}\" (claimed \"{e}\")"),
-            _ => "-".into(),
-        };
-        out += &format!("{:<22} {:>5}  {:>7.1}%  {text}\n", l.path, l.bits, 100.0 * l.rate);
-    }
-    out += &format!(
-        "all layers             {:>5}  {:>7.1}%  p(false claim) = 10^{:.1}\n\n",
-        verdict.signature.total,
-        100.0 * verdict.signature.agreement,
-        verdict.signature.log10_false_claim
-    );
-    for reason in &verdict.reasons {
-        out += &format!("- {reason}\n");
-    }
-    out += &format!(
-        "\nthresholds: owned when p ≤ 10^{} (white-box or trigger set) and fidelity holds; not owned when p > 10^{}\n",
-        verdict.thresholds.owned_log10_p, verdict.thresholds.chance_log10_p
-    );
-    out
+    header + &verdict_body(verdict)
 }

@@ -4,15 +4,11 @@
 //! norm scales (V1, where they started as the passport-derived γ), and from γ computed with the
 //! owner's passports through the fine-tuned conv weights.
 
-use std::path::Path;
-
-use burn::prelude::*;
 use ipr_models::{LayerPassports, LayerSignature, Net};
-use ipr_schemes::{PassportObjective, TrainConfig, TrainData};
+use ipr_schemes::{PassportObjective, Run, TrainOutcome, train_probed};
 use ipr_verify::{check_passports, check_signatures};
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{Probed, train_probed};
 use crate::surgery::attacker_copy;
 use crate::AttackError;
 
@@ -38,27 +34,24 @@ pub struct FinetuneProbe {
 }
 
 /// Fine-tunes the attacker's copy of `model` (the owner's model, built on the autodiff
-/// `device`) on `data`, into `dir`. `num_classes` is the target task's; FTAL needs it to equal
-/// the model's. `passports` are the owner's genuine passports.
+/// `run.device`) on `run.data`, into `run.dir`. `num_classes` is the target task's; FTAL needs it
+/// to equal the model's. `passports` are the owner's genuine passports.
 ///
 /// # Errors
 /// Those of the training loop.
-#[allow(clippy::too_many_arguments)]
 pub fn finetune<M: Net>(
     model: M,
     mode: FinetuneMode,
     num_classes: usize,
     passports: &[LayerPassports],
     signatures: &[LayerSignature],
-    config: &TrainConfig,
-    data: TrainData<'_>,
-    device: &Device,
-    dir: &Path,
-) -> Result<Probed<M, FinetuneProbe>, AttackError> {
+    run: &Run<'_>,
+) -> Result<TrainOutcome<M, FinetuneProbe>, AttackError> {
+    let device = run.device;
     let private = model.is_private();
     let mut copy = attacker_copy(model);
     if mode == FinetuneMode::Rtal {
-        device.seed(config.seed ^ 0x5eed_4ead);
+        device.seed(run.config.seed ^ 0x5eed_4ead);
         copy = copy.reset_head(num_classes, device);
     }
     let objective = PassportObjective::new(&[], 0.0, device);
@@ -66,5 +59,5 @@ pub fn finetune<M: Net>(
         norm_detection: (!private).then(|| check_signatures(m, signatures).agreement),
         passport_detection: check_passports(m, passports, signatures).agreement,
     };
-    train_probed(copy, &objective, &[], config, data, device, dir, &mut probe)
+    Ok(train_probed(copy, &objective, &[], run, &mut probe)?)
 }

@@ -40,25 +40,29 @@ pub struct ForgeRow {
     pub owner_claim: Decision,
 }
 
-/// Runs `draws` forged-passport draws against `model` (a passport model, evaluation form not
-/// required). `samples` yields batches of validation images to sample passports from (the first
-/// two batches of each epoch are the γ and β samples of a draw); `pretrained` is the public model
-/// they pass through, needed for [`ForgeSource::Pretrained`].
+/// How a forger makes passports: from `samples` of validation images through `pretrained` (a
+/// public model, needed for [`ForgeSource::Pretrained`]; the first two batches of each epoch of
+/// `samples` are the γ and β samples of a draw), or from noise.
+pub struct Forger<'a, M> {
+    /// Where forged passports come from.
+    pub source: ForgeSource,
+    /// The public pretrained model the images pass through.
+    pub pretrained: Option<&'a M>,
+    /// Validation images to sample from.
+    pub samples: &'a Loader,
+    /// Draws.
+    pub draws: usize,
+    /// Seed of the draws.
+    pub seed: u64,
+}
+
+/// Runs the forger's draws against `model` (a passport model, evaluation form not required),
+/// each evaluated on `test` and checked against the owner's `signatures`.
 ///
 /// # Errors
 /// A data error, or a pretrained model that does not fit.
-#[allow(clippy::too_many_arguments)]
-pub fn forge<M: Net>(
-    model: &M,
-    pretrained: Option<&M>,
-    source: ForgeSource,
-    draws: usize,
-    samples: &Loader,
-    test: &Loader,
-    signatures: &[LayerSignature],
-    seed: u64,
-    device: &Device,
-) -> Result<Vec<ForgeRow>, AttackError> {
+pub fn forge<M: Net>(model: &M, forger: &Forger<'_, M>, test: &Loader, signatures: &[LayerSignature], device: &Device) -> Result<Vec<ForgeRow>, AttackError> {
+    let Forger { source, pretrained, samples, draws, seed } = *forger;
     let model = model.valid();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut rows = Vec::with_capacity(draws);
@@ -79,7 +83,7 @@ pub fn forge<M: Net>(
         let accuracy = evaluate(&eval_form(&forged, Route::Private), test, device)?.accuracy;
         // The verifier's white-box check reads the forged γ once, for the detection and the decision.
         let claim = Claim { layers: signatures, passports: &[], weights_sha256: None };
-        let verdict = verify(&forged, &claim, &Evidence::default(), &Thresholds::default()).map_err(AttackError::Config)?;
+        let verdict = verify(&forged, &claim, &Evidence::default(), &Thresholds::default())?;
         let (detection, owner_claim) = (verdict.signature.agreement, verdict.decision);
         tracing::info!(draw, accuracy, detection, "forged passport draw");
         rows.push(ForgeRow { draw, accuracy, detection, owner_claim });

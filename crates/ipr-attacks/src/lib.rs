@@ -1,6 +1,6 @@
 //! Robustness evaluations of DeepIPR passports. Every attack reuses the training and evaluation
-//! loop of `ipr-schemes`; none has a loop of its own (the attacks that train run it one epoch at
-//! a time through [`train_probed`] to measure the signature after every epoch).
+//! loop of `ipr-schemes`; none has a loop of its own (the attacks that train measure the
+//! signature after every epoch through the loop's epoch hook, `ipr_schemes::train_probed`).
 //!
 //! - [`finetune`]: transfer learning, RTAL or FTAL, of the attacker's copy;
 //! - [`prune`]: global magnitude pruning of every conv and linear weight;
@@ -14,7 +14,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use burn::prelude::*;
-//! use ipr_attacks::{ForgeSource, forge};
+//! use ipr_attacks::{ForgeSource, Forger, forge};
 //! use ipr_data::{Loader, LoaderConfig, Normalization, SyntheticConfig, Transform, synthetic};
 //! use ipr_models::{AlexNet, Arch, Layout, Net, NetConfig};
 //!
@@ -24,7 +24,8 @@
 //! let mut config = NetConfig::new(Arch::Alexnet, 10);
 //! (config.in_channels, config.width) = (1, 0.125);
 //! let model = AlexNet::init(&config, &Layout::parse("4 = true\n", "x").unwrap(), &device).unwrap();
-//! let rows = forge(&model, None, ForgeSource::Noise, 2, &test, &test, &[], 1, &device).unwrap();
+//! let forger = Forger { source: ForgeSource::Noise, pretrained: None, samples: &test, draws: 2, seed: 1 };
+//! let rows = forge(&model, &forger, &test, &[], &device).unwrap();
 //! assert_eq!(rows.len(), 2);
 //! ```
 #![deny(missing_docs)]
@@ -33,7 +34,6 @@ mod finetune;
 mod flip;
 mod forge;
 mod optimise;
-mod probe;
 mod prune;
 mod reverse;
 mod substitute;
@@ -41,13 +41,12 @@ mod surgery;
 
 pub use finetune::{FinetuneMode, FinetuneProbe, finetune};
 pub use flip::{FlipRow, flip, flip_gammas};
-pub use forge::{ForgeRow, ForgeSource, forge};
+pub use forge::{ForgeRow, ForgeSource, Forger, forge};
 pub use optimise::{DISTANCE_WEIGHT, ForgeryObjective, PassportProbe, START_NOISE, optimise_passport, optimise_setup};
-pub use probe::{Probed, train_probed};
 pub use prune::{PruneRow, prune, prune_weights};
 pub use reverse::{SignatureProbe, reverse, reverse_setup};
 pub use substitute::{Erb, ErbKind, SubstituteProbe, raw_gammas, substitute, substitute_setup};
-pub use surgery::{attacker_copy, dissimilarity, flipped_signatures, norm_affine_ids, passport_ids, train_only, values};
+pub use surgery::{attacker_copy, dissimilarity, flipped_signatures, norm_affine_ids, passport_ids, train_only};
 
 use std::path::PathBuf;
 
@@ -68,6 +67,9 @@ pub enum AttackError {
     /// The training loop stopped.
     #[error(transparent)]
     Train(#[from] SchemeError),
+    /// The verifier could not read its evidence.
+    #[error(transparent)]
+    Verify(#[from] ipr_verify::VerifyError),
     /// A file of the attack could not be written.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -4,19 +4,17 @@
 //! fraction flipped) with `CE + sign loss(target) + 2·Σ 1/MSE(genuine, forged)` and gradient
 //! clipping: the last term pushes the forged passports away from the genuine ones.
 
-use std::path::Path;
-
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use ipr_models::{LayerSignature, Net};
 use ipr_passport::Route;
-use ipr_schemes::{Objective, PassportObjective, StepOutput, TrainConfig, TrainData};
+use ipr_models::tensor_values;
+use ipr_schemes::{Objective, PassportObjective, Run, StepOutput, TrainOutcome, train_probed};
 use ipr_verify::check_signatures;
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{Probed, train_probed};
-use crate::surgery::{passport_ids, train_only, values};
+use crate::surgery::{passport_ids, train_only};
 use crate::AttackError;
 
 /// Standard deviation of the noise added to the genuine passports at the start.
@@ -76,7 +74,7 @@ fn cosine(model: &Passports, genuine: &Passports) -> f64 {
         if let Some((_, gkey, gskey)) = genuine.iter().find(|(p, _, _)| p == path) {
             for (a, b) in [(key, gkey), (skey, gskey)] {
                 let n = a.dims().iter().product::<usize>();
-                let (a, b) = (values(a.clone().reshape([n])), values(b.clone().reshape([n])));
+                let (a, b) = (tensor_values(a.clone().reshape([n])), tensor_values(b.clone().reshape([n])));
                 let dot: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
                 let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
                 sims.push(dot / (norm(&a) * norm(&b)).max(f64::MIN_POSITIVE));
@@ -108,21 +106,18 @@ pub fn optimise_setup<M: Net>(model: M, seed: u64, device: &Device) -> M {
     train_only(model, &ids)
 }
 
-/// Runs attack 3 on `model` (the owner's passport model, on the autodiff `device`) towards
-/// `target`, into `dir`. `config.grad_clip` should be set (the reference clips to norm 2).
+/// Runs attack 3 on `model` (the owner's passport model, on the autodiff `run.device`) towards
+/// `target`, into `run.dir`. `run.config.grad_clip` should be set (the reference clips to norm 2).
 ///
 /// # Errors
 /// Those of the training loop.
-#[allow(clippy::too_many_arguments)]
 pub fn optimise_passport<M: Net>(
     model: M,
     owner: &[LayerSignature],
     target: &[LayerSignature],
-    config: &TrainConfig,
-    data: TrainData<'_>,
-    device: &Device,
-    dir: &Path,
-) -> Result<Probed<M, PassportProbe>, AttackError> {
+    run: &Run<'_>,
+) -> Result<TrainOutcome<M, PassportProbe>, AttackError> {
+    let (config, device) = (run.config, run.device);
     // The genuine passports as data (for the probe), and on the training device for the loss.
     let genuine = passports_of(&model.valid());
     let forged = optimise_setup(model, config.seed ^ 0x0f4e_0003, device);
@@ -135,5 +130,5 @@ pub fn optimise_passport<M: Net>(
         forger_detection: check_signatures(m, target).agreement,
         cosine: cosine(&passports_of(m), &genuine),
     };
-    train_probed(forged, &objective, &[], config, data, device, dir, &mut probe)
+    Ok(train_probed(forged, &objective, &[], run, &mut probe)?)
 }

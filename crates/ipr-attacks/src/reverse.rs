@@ -2,16 +2,13 @@
 //! frozen; each passport layer's affine scale starts as the ±1 sign vector of the signature the
 //! forger claims (the owner's with a fraction flipped) and its shift at 0, and only these train.
 
-use std::path::Path;
-
 use burn::module::Param;
 use burn::prelude::*;
 use ipr_models::{LayerSignature, Net};
-use ipr_schemes::{PassportObjective, TrainConfig, TrainData};
+use ipr_schemes::{PassportObjective, Run, TrainOutcome, train_probed};
 use ipr_verify::check_signatures;
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{Probed, train_probed};
 use crate::surgery::{attacker_copy, norm_affine_ids, train_only};
 use crate::AttackError;
 
@@ -50,26 +47,22 @@ pub fn reverse_setup<M: Net>(model: M, target: &[LayerSignature], device: &Devic
     Ok(train_only(copy, &ids))
 }
 
-/// Runs attack 2 on `model` (the owner's model, on the autodiff `device`) with the forger's
-/// `target` signature, into `dir`.
+/// Runs attack 2 on `model` (the owner's model, on the autodiff `run.device`) with the forger's
+/// `target` signature, into `run.dir`.
 ///
 /// # Errors
 /// Those of [`reverse_setup`] and of the training loop.
-#[allow(clippy::too_many_arguments)]
 pub fn reverse<M: Net>(
     model: M,
     owner: &[LayerSignature],
     target: &[LayerSignature],
-    config: &TrainConfig,
-    data: TrainData<'_>,
-    device: &Device,
-    dir: &Path,
-) -> Result<Probed<M, SignatureProbe>, AttackError> {
-    let copy = reverse_setup(model, target, device)?;
-    let objective = PassportObjective::new(&[], 0.0, device);
+    run: &Run<'_>,
+) -> Result<TrainOutcome<M, SignatureProbe>, AttackError> {
+    let copy = reverse_setup(model, target, run.device)?;
+    let objective = PassportObjective::new(&[], 0.0, run.device);
     let mut probe = |m: &M| SignatureProbe {
         owner_detection: check_signatures(m, owner).agreement,
         forger_detection: check_signatures(m, target).agreement,
     };
-    train_probed(copy, &objective, &[], config, data, device, dir, &mut probe)
+    Ok(train_probed(copy, &objective, &[], run, &mut probe)?)
 }

@@ -11,18 +11,16 @@
 //! the signs of `γ_raw` as their signature. The ERB is a burn parameter reparameterization of
 //! the norm's scale, so the model keeps its structure and its training loop.
 
-use std::path::Path;
-
 use burn::module::{Module, Param, ParamId, Reparameterization, Reparameterizer};
 use burn::tensor::Distribution;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use ipr_models::{LayerSignature, Net};
-use ipr_schemes::{Objective, PassportObjective, StepOutput, TrainConfig, TrainData};
+use ipr_models::tensor_values;
+use ipr_schemes::{Objective, PassportObjective, Run, StepOutput, TrainOutcome, train_probed};
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{Probed, train_probed};
-use crate::surgery::{attacker_copy, dissimilarity, norm_affine_ids, train_only, values};
+use crate::surgery::{attacker_copy, dissimilarity, norm_affine_ids, train_only};
 use crate::AttackError;
 
 /// Which accessory block.
@@ -140,7 +138,7 @@ pub fn raw_gammas<M: Net>(model: &M, paths: &[String]) -> Vec<(String, Vec<f32>)
         .blocks()
         .into_iter()
         .filter(|(p, _)| paths.contains(p))
-        .filter_map(|(p, b)| Some((p, values(b.bn.weight.as_ref()?.base()))))
+        .filter_map(|(p, b)| Some((p, tensor_values(b.bn.weight.as_ref()?.base()))))
         .collect()
 }
 
@@ -216,23 +214,20 @@ pub struct SubstituteProbe {
     pub effective_detection: f64,
 }
 
-/// Runs the substitution attack on `model` (the owner's model, on the autodiff `device`) with
-/// the forger's `target` signature, into `dir`. `data` is the attacker's share of the training
-/// data (the paper uses at most 10%).
+/// Runs the substitution attack on `model` (the owner's model, on the autodiff `run.device`) with
+/// the forger's `target` signature, into `run.dir`. `run.data` is the attacker's share of the
+/// training data (the paper uses at most 10%).
 ///
 /// # Errors
 /// Those of [`substitute_setup`] and of the training loop.
-#[allow(clippy::too_many_arguments)]
 pub fn substitute<M: Net>(
     model: M,
     kind: ErbKind,
     owner: &[LayerSignature],
     target: &[LayerSignature],
-    config: &TrainConfig,
-    data: TrainData<'_>,
-    device: &Device,
-    dir: &Path,
-) -> Result<Probed<M, SubstituteProbe>, AttackError> {
+    run: &Run<'_>,
+) -> Result<TrainOutcome<M, SubstituteProbe>, AttackError> {
+    let (config, device) = (run.config, run.device);
     let copy = substitute_setup(model, kind, target, device)?;
     let objective = SubstituteObjective {
         ce: PassportObjective::new(&[], 0.0, device),
@@ -244,5 +239,5 @@ pub fn substitute<M: Net>(
         dissimilarity: dissimilarity(&raw_gammas(m, &paths), owner),
         effective_detection: ipr_verify::check_signatures(m, owner).agreement,
     };
-    train_probed(copy, &objective, &[], config, data, device, dir, &mut probe)
+    Ok(train_probed(copy, &objective, &[], run, &mut probe)?)
 }

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use burn::module::{Flag, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Flag, ModuleMapper, Param, ParamId};
 use burn::prelude::*;
-use ipr_models::{LayerSignature, Net};
+use ipr_models::{LayerSignature, Net, ParamMapper, ParamVisitor, map_params, tensor_values, visit_params};
 use ipr_passport::{Route, Signature};
 use rand::seq::index::sample;
 use rand::SeedableRng;
@@ -89,54 +89,37 @@ pub fn dissimilarity(gammas: &[(String, Vec<f32>)], claim: &[LayerSignature]) ->
     differ as f64 / total.max(1) as f64
 }
 
-/// The values of a one-dimensional tensor.
-pub fn values(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+/// Whether a parameter at record path `path` of rank `rank` is a conv or linear weight (not a
+/// norm's scale, not a passport).
+fn is_weight(path: &str, rank: usize) -> bool {
+    rank >= 2 && path.rsplit('.').next() == Some("weight")
 }
 
-/// Every float parameter of rank ≥ 2 named `weight` (conv and linear weights: not norms, not
-/// passports), by visiting order, with its values.
+/// Every conv and linear weight of `model` (see [`is_weight`]), by visiting order, with its
+/// values.
 pub(crate) fn weight_values<M: Net>(model: &M) -> Vec<Vec<f32>> {
-    struct Collect {
-        stack: Vec<String>,
-        out: Vec<Vec<f32>>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if D >= 2 && self.stack.last().is_some_and(|n| n == "weight") {
-                self.out.push(param.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default());
+    struct Collect(Vec<Vec<f32>>);
+    impl ParamVisitor for Collect {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            if is_weight(path, D) {
+                self.0.push(tensor_values(param.val()));
             }
         }
     }
-    let mut c = Collect { stack: vec![], out: vec![] };
-    model.visit(&mut c);
-    c.out
+    let mut c = Collect(vec![]);
+    visit_params(model, &mut c);
+    c.0
 }
 
-/// `model` with `f` applied to every float parameter of rank ≥ 2 named `weight`.
+/// `model` with `f` applied to every conv and linear weight (see [`is_weight`]), flattened.
 pub(crate) fn map_weights<M: Net>(model: M, f: &mut dyn FnMut(Tensor<1>) -> Tensor<1>) -> M {
-    struct Map<'a> {
-        stack: Vec<String>,
-        f: &'a mut dyn FnMut(Tensor<1>) -> Tensor<1>,
-    }
-    impl ModuleMapper for Map<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if D < 2 || self.stack.last().is_none_or(|n| n != "weight") {
+    struct Map<'a>(&'a mut dyn FnMut(Tensor<1>) -> Tensor<1>);
+    impl ParamMapper for Map<'_> {
+        fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if !is_weight(path, D) {
                 return param;
             }
-            let f = &mut self.f;
+            let f = &mut self.0;
             param.map(|t| {
                 let shape = t.shape();
                 let n = shape.num_elements();
@@ -144,5 +127,5 @@ pub(crate) fn map_weights<M: Net>(model: M, f: &mut dyn FnMut(Tensor<1>) -> Tens
             })
         }
     }
-    model.map(&mut Map { stack: vec![], f })
+    map_params(model, &mut Map(f))
 }

@@ -2,38 +2,20 @@
 
 use std::sync::Arc;
 
-use burn::module::{ModuleVisitor, Param};
+use burn::module::Param;
 use burn::prelude::*;
 use ipr_attacks::{
     Erb, ErbKind, FinetuneMode, dissimilarity, finetune, flip_gammas, flipped_signatures, optimise_passport, prune_weights, raw_gammas,
-    reverse, substitute, substitute_setup, values,
+    reverse, substitute, substitute_setup,
 };
 use ipr_data::{Loader, LoaderConfig, Normalization, SyntheticConfig, Transform, synthetic};
-use ipr_models::{AlexNet, Arch, LayerPassports, LayerSignature, Layout, Net, NetConfig};
+use ipr_models::{AlexNet, Arch, LayerPassports, LayerSignature, Layout, Net, NetConfig, param_values, tensor_values as values};
 use ipr_passport::{Route, Signature};
-use ipr_schemes::{TrainConfig, TrainData};
+use ipr_schemes::{Run, TrainConfig, TrainData};
 
 /// Every float parameter by path, with its values.
 fn params<M: Net>(model: &M) -> Vec<(String, Vec<f32>)> {
-    struct Collect {
-        stack: Vec<String>,
-        out: Vec<(String, Vec<f32>)>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let v = param.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-            self.out.push((self.stack.join("."), v));
-        }
-    }
-    let mut c = Collect { stack: vec![], out: vec![] };
-    model.visit(&mut c);
-    c.out
+    param_values(model).into_iter().map(|(path, _, values)| (path, values)).collect()
 }
 
 fn is_weight(path: &str, len: usize) -> bool {
@@ -163,7 +145,7 @@ fn attack_3_changes_only_the_passports() {
     let (train, test) = loaders();
     let dir = tempfile::tempdir().unwrap();
     let c = TrainConfig { grad_clip: Some(2.0), ..config(2) };
-    let out = optimise_passport(model, &owner, &target, &c, TrainData { train: &train, test: &test }, &device, dir.path()).unwrap();
+    let out = optimise_passport(model, &owner, &target, &Run { config: &c, data: TrainData { train: &train, test: &test }, device: &device, dir: dir.path() }).unwrap();
     assert_eq!(out.probes.len(), 2);
     assert!(out.probes.iter().all(|p| p.cosine > 0.0 && p.cosine <= 1.0 + 1e-9), "{:?}", out.probes);
     let after = params(&out.model.valid());
@@ -186,7 +168,7 @@ fn attack_2_trains_only_the_passport_layers_norm_affine() {
     let target = flipped_signatures(&owner, 0.5, 3);
     let (train, test) = loaders();
     let dir = tempfile::tempdir().unwrap();
-    let out = reverse(model, &owner, &target, &config(1), TrainData { train: &train, test: &test }, &device, dir.path()).unwrap();
+    let out = reverse(model, &owner, &target, &Run { config: &config(1), data: TrainData { train: &train, test: &test }, device: &device, dir: dir.path() }).unwrap();
     let after = params(&out.model.valid());
     for ((path, b), (_, a)) in copy.iter().zip(&after) {
         if path.starts_with("features.4.bn.") && !path.contains("running") {
@@ -210,7 +192,7 @@ fn substitution_reads_the_forgers_signature_before_the_erb() {
     let (train, test) = loaders();
     let dir = tempfile::tempdir().unwrap();
     // Two epochs: the second resumes from a checkpoint holding the ERBs.
-    let out = substitute(model, ErbKind::Ierb, &owner, &target, &config(2), TrainData { train: &train, test: &test }, &device, dir.path()).unwrap();
+    let out = substitute(model, ErbKind::Ierb, &owner, &target, &Run { config: &config(2), data: TrainData { train: &train, test: &test }, device: &device, dir: dir.path() }).unwrap();
     let conv_after: Vec<_> = params(&out.model.valid()).into_iter().filter(|(p, v)| is_weight(p, v.len()) && !p.contains("erb")).collect();
     assert_eq!(conv_before, conv_after, "conv and linear weights stay frozen");
     assert!(params(&out.model.valid()).iter().any(|(p, _)| p.contains("erb")), "the ERB is part of the model");
@@ -225,7 +207,7 @@ fn rtal_resets_the_head_for_the_target_classes() {
     let passports = LayerPassports::of(&model.valid());
     let (train, test) = loaders();
     let dir = tempfile::tempdir().unwrap();
-    let out = finetune(model, FinetuneMode::Rtal, 4, &passports, &owner, &config(1), TrainData { train: &train, test: &test }, &device, dir.path()).unwrap();
+    let out = finetune(model, FinetuneMode::Rtal, 4, &passports, &owner, &Run { config: &config(1), data: TrainData { train: &train, test: &test }, device: &device, dir: dir.path() }).unwrap();
     assert!(out.model.blocks().iter().all(|(_, b)| !b.is_passport()), "the attacker's copy has no passport");
     let probe = &out.probes[0];
     assert!(probe.norm_detection.is_some() && probe.passport_detection > 0.0);

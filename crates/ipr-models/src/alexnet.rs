@@ -12,16 +12,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use ipr_passport::{ConvBlock, ConvBlockConfig, Route};
 
-use crate::net::{Router, check_layout, out_side};
+use crate::blocks::{ALEXNET_POOLS, block_specs};
+use crate::net::{Router, check_layout};
 use crate::{Layout, ModelError, Net, NetConfig, NetOutput};
-
-const POOLS: [usize; 3] = [1, 3, 7];
-
-/// `(feature index, kernel, stride, padding, reference channels)` of each conv block.
-fn conv_specs(imagenet: bool) -> [(usize, usize, usize, usize, usize); 5] {
-    let first = if imagenet { (0, 11, 4, 2, 64) } else { (0, 5, 1, 2, 64) };
-    [first, (2, 5, 1, 2, 192), (4, 3, 1, 1, 384), (5, 3, 1, 1, 256), (6, 3, 1, 1, 256)]
-}
 
 /// AlexNet built from conv blocks.
 #[derive(Module, Debug)]
@@ -49,34 +42,32 @@ impl AlexNet {
 impl Net for AlexNet {
     fn init(config: &NetConfig, layout: &Layout, device: &Device) -> Result<Self, ModelError> {
         config.check()?;
+        if config.arch != crate::Arch::Alexnet {
+            return Err(ModelError::Config(format!("an AlexNet cannot be built for arch {}", config.arch.name())));
+        }
         let imagenet = config.imagenet();
-        let specs = conv_specs(imagenet);
-        let paths: Vec<String> = specs.iter().map(|s| s.0.to_string()).collect();
+        let specs = block_specs(config);
+        let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
         check_layout(&paths, layout, config.arch)?;
 
-        let pool_k = if imagenet { 3 } else { 2 };
         let mut features: Vec<Option<ConvBlock>> = (0..8).map(|_| None).collect();
-        let (mut side, mut channels) = (config.input_size, config.in_channels);
-        for (idx, feature) in features.iter_mut().enumerate() {
-            if POOLS.contains(&idx) {
-                side = out_side(side, pool_k, 2, 0);
-                continue;
-            }
-            let &(_, k, s, p, base) = specs.iter().find(|spec| spec.0 == idx).expect("conv index");
-            let out = config.channels(base);
-            let passport = layout.is_passport(&idx.to_string()).then_some([side, side]);
-            *feature = Some(
-                ConvBlockConfig::new(channels, out, k)
-                    .with_stride(s)
-                    .with_padding(p)
+        for spec in &specs {
+            let index: usize = spec.path.parse().expect("AlexNet block paths are feature indices");
+            let passport = layout.is_passport(&spec.path).then_some([spec.input_side; 2]);
+            features[index] = Some(
+                ConvBlockConfig::new(spec.in_channels, spec.out_channels, spec.kernel)
+                    .with_stride(spec.stride)
+                    .with_padding(spec.padding)
                     .with_norm(config.norm)
                     .with_passport(passport)
                     .with_private(layout.is_private())
                     .init(device),
             );
-            side = out_side(side, k, s, p);
-            channels = out;
         }
+        let last = specs.last().expect("AlexNet has conv blocks");
+        let channels = last.out_channels;
+        // The last conv keeps its side; the last pool halves it.
+        let side = crate::blocks::out_side(last.input_side, if imagenet { 3 } else { 2 }, 2, 0);
         let (classifier, deep_classifier) = if imagenet {
             let flat = channels * 36;
             let mut deep: Vec<Option<Linear>> = (0..7).map(|_| None).collect();
@@ -112,7 +103,10 @@ impl Net for AlexNet {
                     }
                     out.out
                 }
-                None => self.pool(x),
+                None => {
+                    debug_assert!(ALEXNET_POOLS.contains(&idx));
+                    self.pool(x)
+                }
             };
         }
         if self.imagenet {

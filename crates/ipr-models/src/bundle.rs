@@ -13,7 +13,7 @@ use burn::tensor::Distribution;
 use ipr_passport::{ConvBlock, Norm, Signature};
 use serde::{Deserialize, Serialize};
 
-use crate::{ModelError, Net, NetConfig, StoreError, write_atomic};
+use crate::{ModelError, Net, NetConfig, Scheme, StoreError, tensor_values, write_atomic};
 
 /// Version of the bundle format.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -59,9 +59,6 @@ impl LayerPassports {
     /// path's normalisation statistics of a private layer: everything the private path needs
     /// beyond the public model.
     pub fn of<M: Net>(model: &M) -> Vec<Self> {
-        fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-            t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
-        }
         model
             .blocks()
             .into_iter()
@@ -69,10 +66,10 @@ impl LayerPassports {
                 let (key, skey) = (block.key.as_ref()?.val(), block.skey.as_ref()?.val());
                 let stats = block.private_bn.as_ref().and_then(|n| Some((n.running_mean.as_ref()?, n.running_var.as_ref()?)));
                 let (running_mean, running_var) = match stats {
-                    Some((mean, var)) => (values(mean.value_sync()), values(var.value_sync())),
+                    Some((mean, var)) => (tensor_values(mean.value_sync()), tensor_values(var.value_sync())),
                     None => (vec![], vec![]),
                 };
-                Some(Self { path, shape: key.dims(), key: values(key), skey: values(skey), running_mean, running_var })
+                Some(Self { path, shape: key.dims(), key: tensor_values(key), skey: tensor_values(skey), running_mean, running_var })
             })
             .collect()
     }
@@ -120,24 +117,19 @@ impl LayerPassports {
     /// `skey` filling it, and the private statistics (if any) of one length.
     ///
     /// # Errors
-    /// What is wrong, naming the layer.
-    pub fn check(&self) -> Result<(), String> {
-        let path = &self.path;
+    /// [`ModelError::Passports`] saying what is wrong, naming the layer.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let fail = |problem: String| Err(ModelError::Passports { layer: self.path.clone(), problem });
         let size = self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d).filter(|_| d > 0));
         let Some(size) = size else {
-            return Err(format!("the passports of layer `{path}` have shape {:?}: every side must be at least 1, and the size must fit in memory", self.shape));
+            return fail(format!("shape {:?}: every side must be at least 1, and the size must fit in memory", self.shape));
         };
         if self.key.len() != size || self.skey.len() != size {
-            return Err(format!(
-                "the passports of layer `{path}` have shape {:?} ({size} values) but hold {} and {} values",
-                self.shape,
-                self.key.len(),
-                self.skey.len()
-            ));
+            return fail(format!("shape {:?} ({size} values), but they hold {} and {} values", self.shape, self.key.len(), self.skey.len()));
         }
         if self.running_mean.len() != self.running_var.len() {
-            return Err(format!(
-                "the private statistics of layer `{path}` hold {} means but {} variances",
+            return fail(format!(
+                "{} private running means but {} running variances",
                 self.running_mean.len(),
                 self.running_var.len()
             ));
@@ -198,8 +190,8 @@ pub fn noise_passports<M: Net>(model: M, seed: u64, device: &Device) -> M {
 pub struct OwnerBundle {
     /// Format version ([`BUNDLE_FORMAT`]).
     pub format: u32,
-    /// The scheme that trained the model (`v1`, …).
-    pub scheme: String,
+    /// The scheme that trained the model (written `"v1"`, …).
+    pub scheme: Scheme,
     /// The model config.
     pub model: NetConfig,
     /// Signatures of every passport layer, in forward order.
@@ -298,8 +290,8 @@ impl OwnerBundle {
                 message: format!("format {} is not the supported format {BUNDLE_FORMAT}", bundle.format),
             });
         }
-        if let Some(message) = bundle.passports.iter().find_map(|p| p.check().err()) {
-            return Err(BundleError::Malformed { path: shown, message });
+        if let Some(e) = bundle.passports.iter().find_map(|p| p.check().err()) {
+            return Err(BundleError::Malformed { path: shown, message: e.to_string() });
         }
         Ok(bundle)
     }
@@ -314,7 +306,7 @@ mod tests {
     fn bundle() -> OwnerBundle {
         OwnerBundle {
             format: BUNDLE_FORMAT,
-            scheme: "v1".into(),
+            scheme: Scheme::V1,
             model: NetConfig::new(Arch::Alexnet, 10),
             layers: vec![LayerSignature {
                 path: "4".into(),

@@ -39,6 +39,14 @@ pub enum ModelError {
     /// A model setting is out of range.
     #[error("model config: {0}")]
     Config(String),
+    /// A layer's passports are not whole.
+    #[error("the passports of layer `{layer}` are damaged: {problem}")]
+    Passports {
+        /// Layer path.
+        layer: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A signature or passport did not fit its layer.
     #[error(transparent)]
     Passport(#[from] PassportError),

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 mod alexnet;
+mod blocks;
 mod bundle;
 mod error;
 mod layout;
@@ -36,6 +37,7 @@ mod net;
 mod params;
 mod resnet;
 mod sampling;
+mod scheme;
 mod store;
 
 pub use alexnet::AlexNet;
@@ -43,9 +45,11 @@ pub use bundle::{BUNDLE_FORMAT, BundleError, LayerPassports, LayerSignature, Own
 pub use error::ModelError;
 pub use layout::Layout;
 pub use net::{Arch, Net, NetConfig, NetOutput};
-pub use params::param_paths;
+pub use blocks::{BlockSpec, block_specs};
+pub use params::{ParamMapper, ParamVisitor, map_params, param_paths, param_values, tensor_values, visit_params};
 pub use resnet::{BasicBlock, ResNet};
 pub use sampling::sample_passports;
+pub use scheme::Scheme;
 pub use store::{
     StoreError, load_module, load_module_bytes, remove_stale_temporaries, save_module, save_module_with_mode, weights_digest, write_atomic,
 };

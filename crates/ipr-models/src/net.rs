@@ -228,8 +228,3 @@ pub trait Net: Module + Sized + 'static {
 pub(crate) fn check_layout(paths: &[String], layout: &Layout, arch: Arch) -> Result<(), ModelError> {
     layout.check(paths, arch.name())
 }
-
-/// `(h + 2p - k) / s + 1`: the side of a conv or pool output.
-pub(crate) fn out_side(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
-    (side + 2 * padding - kernel) / stride + 1
-}

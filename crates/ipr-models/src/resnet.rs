@@ -12,7 +12,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use ipr_passport::{ConvBlock, ConvBlockConfig, Route};
 
-use crate::net::{Router, check_layout, out_side};
+use crate::blocks::{block_specs, blocks_per_stage};
+use crate::net::{Router, check_layout};
 use crate::{Arch, Layout, ModelError, Net, NetConfig, NetOutput};
 
 /// A residual block: `ReLU(convbn_2(convbnrelu_1(x)) + shortcut(x))`.
@@ -46,41 +47,6 @@ pub struct ResNet {
     pub imagenet: bool,
 }
 
-/// One conv block to build: path, in, out, kernel, stride, padding, input side.
-type Spec = (String, usize, usize, usize, usize, usize, usize);
-
-/// The conv blocks of a ResNet config, in forward order.
-fn specs(config: &NetConfig) -> Vec<Spec> {
-    let per_stage = if config.arch == Arch::Resnet9 { 1 } else { 2 };
-    let imagenet = config.imagenet();
-    let stem_out = config.channels(64);
-    let mut side = config.input_size;
-    let mut specs = Vec::new();
-    let (k, s, p) = if imagenet { (7, 2, 3) } else { (3, 1, 1) };
-    specs.push(("convbnrelu_1".to_string(), config.in_channels, stem_out, k, s, p, side));
-    side = out_side(side, k, s, p);
-    if imagenet {
-        side = out_side(side, 3, 2, 1);
-    }
-    let mut channels = stem_out;
-    for (stage, (base, stride)) in [(64, 1), (128, 2), (256, 2), (512, 2)].into_iter().enumerate() {
-        let planes = config.channels(base);
-        for i in 0..per_stage {
-            let s = if i == 0 { stride } else { 1 };
-            let prefix = format!("layer{}.{i}", stage + 1);
-            specs.push((format!("{prefix}.convbnrelu_1"), channels, planes, 3, s, 1, side));
-            let inner = out_side(side, 3, s, 1);
-            specs.push((format!("{prefix}.convbn_2"), planes, planes, 3, 1, 1, inner));
-            if s != 1 || channels != planes {
-                specs.push((format!("{prefix}.shortcut"), channels, planes, 1, s, 0, side));
-            }
-            side = inner;
-            channels = planes;
-        }
-    }
-    specs
-}
-
 impl ResNet {
     fn stage(&self, stage: usize) -> &[BasicBlock] {
         match stage {
@@ -98,25 +64,25 @@ impl Net for ResNet {
         if config.arch == Arch::Alexnet {
             return Err(ModelError::Config("a ResNet cannot be built for arch alexnet".into()));
         }
-        let specs = specs(config);
-        let paths: Vec<String> = specs.iter().map(|s| s.0.clone()).collect();
+        let specs = block_specs(config);
+        let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
         check_layout(&paths, layout, config.arch)?;
         let mut built: std::collections::HashMap<String, ConvBlock> = specs
             .into_iter()
-            .map(|(path, cin, cout, k, s, p, side)| {
-                let passport = layout.is_passport(&path).then_some([side, side]);
-                let block = ConvBlockConfig::new(cin, cout, k)
-                    .with_stride(s)
-                    .with_padding(p)
+            .map(|spec| {
+                let passport = layout.is_passport(&spec.path).then_some([spec.input_side; 2]);
+                let block = ConvBlockConfig::new(spec.in_channels, spec.out_channels, spec.kernel)
+                    .with_stride(spec.stride)
+                    .with_padding(spec.padding)
                     .with_norm(config.norm)
                     .with_passport(passport)
                     .with_private(layout.is_private())
                     .init(device);
-                (path, block)
+                (spec.path, block)
             })
             .collect();
         let mut take = |path: &str| built.remove(path);
-        let per_stage = if config.arch == Arch::Resnet9 { 1 } else { 2 };
+        let per_stage = blocks_per_stage(config.arch);
         let mut stage = |n: usize| -> Vec<BasicBlock> {
             (0..per_stage)
                 .map(|i| {

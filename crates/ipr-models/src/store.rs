@@ -10,7 +10,7 @@ use burn::tensor::{Bytes, DType};
 use burn_pack::Reader;
 use sha2::{Digest, Sha256};
 
-use crate::param_paths;
+use crate::param_values;
 
 /// A record that could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -181,13 +181,10 @@ const BRIEF: usize = 240;
 /// fingerprint an owner bundle records of the model it belongs to.
 pub fn weights_digest<M: Module>(module: &M) -> String {
     let mut hasher = Sha256::new();
-    let shapes = param_paths(module);
-    let mut values = Vec::new();
-    module.visit(&mut crate::params::ValueCollector(&mut values));
-    for ((path, shape), data) in shapes.iter().zip(values) {
+    for (path, shape, data) in param_values(module) {
         hasher.update(path.as_bytes());
         for d in shape {
-            hasher.update((*d as u64).to_le_bytes());
+            hasher.update((d as u64).to_le_bytes());
         }
         for v in data {
             hasher.update(v.to_le_bytes());

@@ -181,7 +181,7 @@ fn private_bundle_json() -> serde_json::Value {
     let model = AlexNet::init(&cfg, &layout, &Device::flex()).unwrap();
     let bundle = OwnerBundle {
         format: BUNDLE_FORMAT,
-        scheme: "v2".into(),
+        scheme: ipr_models::Scheme::V2,
         model: cfg,
         layers: vec![],
         weights_sha256: String::new(),
@@ -232,7 +232,8 @@ fn bundle_with_a_passport_shape_overflowing_usize_is_an_error() {
     json["passports"][0]["running_var"].as_array_mut().unwrap().pop();
     let msg = OwnerBundle::from_json(&serde_json::to_vec(&json).unwrap(), path).unwrap_err().to_string();
     assert!(msg.contains("layer `4`") && msg.contains("variances"), "{msg}");
-    // The bundle as written loads.
+    // The bundle as written loads, its scheme written as before the scheme was typed.
+    assert_eq!(private_bundle_json()["scheme"], "v2");
     assert!(OwnerBundle::from_json(&serde_json::to_vec(&private_bundle_json()).unwrap(), path).is_ok());
 }
 

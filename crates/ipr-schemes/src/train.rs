@@ -17,6 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ipr_data::Loader;
 use ipr_models::{LayerSignature, Net, load_module, remove_stale_temporaries, save_module_with_mode, write_atomic};
 use ipr_passport::Route;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use ipr_verify::check_signatures;
@@ -53,9 +54,13 @@ struct State {
     epochs_done: usize,
     best_acc: f64,
     history: Vec<EpochRow>,
+    /// What the epoch hook measured after each epoch (runs with a hook only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    probes: Vec<serde_json::Value>,
 }
 
 /// The data of a training run.
+#[derive(Clone, Copy)]
 pub struct TrainData<'a> {
     /// Training batches (shuffled, augmented).
     pub train: &'a Loader,
@@ -63,8 +68,22 @@ pub struct TrainData<'a> {
     pub test: &'a Loader,
 }
 
+/// Where and how a model trains: the settings, the data, the (autodiff) device and the run
+/// folder that holds `history.csv`, `best.bpk` and the checkpoint.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    /// The settings.
+    pub config: &'a TrainConfig,
+    /// Training and test batches.
+    pub data: TrainData<'a>,
+    /// The autodiff device the model was built on.
+    pub device: &'a Device,
+    /// The run folder.
+    pub dir: &'a Path,
+}
+
 /// The result of a training run.
-pub struct TrainOutcome<M> {
+pub struct TrainOutcome<M, P = ()> {
     /// The model after the last epoch (on the training device).
     pub model: M,
     /// One row per epoch.
@@ -73,6 +92,8 @@ pub struct TrainOutcome<M> {
     pub best_acc: f64,
     /// The epoch the run resumed after, if it resumed.
     pub resumed_after: Option<usize>,
+    /// What the epoch hook measured after each epoch ([`train_probed`]; empty otherwise).
+    pub probes: Vec<P>,
 }
 
 fn file_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> SchemeError {
@@ -83,47 +104,85 @@ fn checkpoint_dir(dir: &Path) -> PathBuf {
     dir.join("checkpoint")
 }
 
-/// Trains `model` (built on an autodiff device) with `objective` for `config.epochs` epochs,
-/// writing `history.csv`, `best.bpk` and `checkpoint/` into `dir`. If `dir` holds a checkpoint,
-/// the run resumes after its last completed epoch.
+/// Trains `model` (built on `run.device`, an autodiff device) with `objective` for
+/// `run.config.epochs` epochs, writing `history.csv`, `best.bpk` and `checkpoint/` into
+/// `run.dir`. If the folder holds a checkpoint, the run resumes after its last completed epoch.
 ///
 /// # Errors
 /// A file that cannot be written or read, a checkpoint of another model, or a diverged loss.
-pub fn train<M: Net>(
+pub fn train<M: Net>(model: M, objective: &dyn Objective<M>, signatures: &[LayerSignature], run: &Run<'_>) -> Result<TrainOutcome<M>, SchemeError> {
+    let out = run_epochs(model, objective, signatures, run, None)?;
+    Ok(TrainOutcome { model: out.model, history: out.history, best_acc: out.best_acc, resumed_after: out.resumed_after, probes: vec![] })
+}
+
+/// [`train`] with an epoch hook: `on_epoch` measures the evaluation snapshot of the model after
+/// every epoch (detection through trained weights, distances to passports, …). What it returns is
+/// committed with the epoch's checkpoint, so a resumed run hands back every epoch's measurement
+/// and measures only the epochs it trains.
+///
+/// # Errors
+/// Those of [`train`], or a checkpoint whose measurements do not match its epochs.
+pub fn train_probed<M: Net, P: Serialize + DeserializeOwned>(
     model: M,
     objective: &dyn Objective<M>,
     signatures: &[LayerSignature],
-    config: &TrainConfig,
-    data: TrainData<'_>,
-    device: &Device,
-    dir: &Path,
-) -> Result<TrainOutcome<M>, SchemeError> {
+    run: &Run<'_>,
+    on_epoch: &mut dyn FnMut(&M) -> P,
+) -> Result<TrainOutcome<M, P>, SchemeError> {
+    let state = checkpoint_dir(run.dir).join("state.json");
+    let mut hook = |m: &M| serde_json::to_value(on_epoch(m)).map_err(|e| file_err("encode", &state, e));
+    let out = run_epochs(model, objective, signatures, run, Some(&mut hook))?;
+    let probes = out
+        .probes
+        .into_iter()
+        .map(|v| serde_json::from_value(v).map_err(|e| file_err("read", &state, format!("{e}; delete the stage folder to run it again"))))
+        .collect::<Result<_, _>>()?;
+    Ok(TrainOutcome { model: out.model, history: out.history, best_acc: out.best_acc, resumed_after: out.resumed_after, probes })
+}
+
+type Hook<'h, M> = Option<&'h mut dyn FnMut(&M) -> Result<serde_json::Value, SchemeError>>;
+
+/// Reads the committed checkpoint of `dir` into `model` and `optim`, if there is one.
+fn resume<M: Net>(model: M, optim: ModuleOptimizer, dir: &Path, probed: bool) -> Result<(M, ModuleOptimizer, Option<State>), SchemeError> {
+    let ckpt = checkpoint_dir(dir);
+    let state_path = ckpt.join("state.json");
+    if !state_path.exists() {
+        return Ok((model, optim, None));
+    }
+    let text = fs::read_to_string(&state_path).map_err(|e| file_err("read", &state_path, e))?;
+    let state: State = serde_json::from_str(&text)
+        .map_err(|e| file_err("parse", &state_path, format!("{e}; delete the checkpoint folder to start over")))?;
+    let e = state.epochs_done;
+    // A damaged checkpoint is refused with the way out: starting the stage over.
+    let start_over = |err: String| format!("{err}; delete `{}` to train the stage from the start", ckpt.display());
+    if probed && state.probes.len() != e {
+        return Err(file_err("resume from", &state_path, start_over(format!("it holds {} measurements for {e} epochs", state.probes.len()))));
+    }
+    let model_path = ckpt.join(format!("epoch-{e}.bpk"));
+    let model = load_module(model, &model_path).map_err(|err| file_err("resume from", &model_path, start_over(err.to_string())))?;
+    let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
+    let optim = optim.load(&optim_path).map_err(|err| file_err("resume from", &optim_path, start_over(err.to_string())))?;
+    remove_other_epochs(&ckpt, e);
+    tracing::info!(epoch = e, "resuming after the last completed epoch");
+    Ok((model, optim, Some(state)))
+}
+
+/// The one training loop behind [`train`] and [`train_probed`].
+fn run_epochs<M: Net>(
+    model: M,
+    objective: &dyn Objective<M>,
+    signatures: &[LayerSignature],
+    run: &Run<'_>,
+    mut hook: Hook<'_, M>,
+) -> Result<TrainOutcome<M, serde_json::Value>, SchemeError> {
+    let Run { config, data, device, dir } = *run;
     config.check()?;
     let ckpt = checkpoint_dir(dir);
     fs::create_dir_all(&ckpt).map_err(|e| file_err("create", &ckpt, e))?;
     remove_stale_temporaries(&ckpt);
-    let mut optim = optimizer(config);
-    let mut model = model;
-
-    let state_path = ckpt.join("state.json");
-    let mut state = State { epochs_done: 0, best_acc: f64::NEG_INFINITY, history: vec![] };
-    let mut resumed_after = None;
-    if state_path.exists() {
-        let text = fs::read_to_string(&state_path).map_err(|e| file_err("read", &state_path, e))?;
-        state = serde_json::from_str(&text).map_err(|e| {
-            file_err("parse", &state_path, format!("{e}; delete the checkpoint folder to start over"))
-        })?;
-        let e = state.epochs_done;
-        // A damaged checkpoint is refused with the way out: starting the stage over.
-        let start_over = |err: String| format!("{err}; delete `{}` to train the stage from the start", ckpt.display());
-        let model_path = ckpt.join(format!("epoch-{e}.bpk"));
-        model = load_module(model, &model_path).map_err(|err| file_err("resume from", &model_path, start_over(err.to_string())))?;
-        let optim_path = ckpt.join(format!("epoch-{e}.optim.bpk"));
-        optim = optim.load(&optim_path).map_err(|err| file_err("resume from", &optim_path, start_over(err.to_string())))?;
-        resumed_after = Some(e);
-        remove_other_epochs(&ckpt, e);
-        tracing::info!(epoch = e, "resuming after the last completed epoch");
-    }
+    let (mut model, mut optim, resumed) = resume(model, optimizer(config), dir, hook.is_some())?;
+    let resumed_after = resumed.as_ref().map(|s| s.epochs_done);
+    let mut state = resumed.unwrap_or(State { epochs_done: 0, best_acc: f64::NEG_INFINITY, history: vec![], probes: vec![] });
 
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
@@ -149,38 +208,13 @@ pub fn train<M: Net>(
         bar.finish_and_clear();
 
         // One evaluation snapshot (no autodiff, running statistics synced) serves the test
-        // evaluation, the detection, and the files written below.
+        // evaluation, the detection, the hook, and the files written below.
         let snapshot = model.valid();
-        let eval_device = device.clone().without_autodiff();
-        let test = evaluate(&snapshot.clone().fold_route(Route::Public), data.test, &eval_device)?;
-        let private_acc = snapshot
-            .is_private()
-            .then(|| evaluate(&snapshot.clone().fold_route(Route::Private), data.test, &eval_device))
-            .transpose()?
-            .map(|r| r.accuracy);
-        let detection = (!signatures.is_empty()).then(|| check_signatures(&snapshot, signatures).mean_rate());
-        let row = EpochRow {
-            epoch: epoch + 1,
-            lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            test_loss: test.loss,
-            test_acc: test.accuracy,
-            private_acc,
-            detection,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        tracing::info!(
-            "epoch {}/{}: loss {:.4} train {:.2}% test {:.2}%{}{} ({:.0}s)",
-            row.epoch,
-            config.epochs,
-            row.train_loss,
-            100.0 * row.train_acc,
-            100.0 * row.test_acc,
-            row.private_acc.map_or(String::new(), |a| format!(" private {:.2}%", 100.0 * a)),
-            row.detection.map_or(String::new(), |d| format!(" detection {:.1}%", 100.0 * d)),
-            row.seconds
-        );
+        let trained = Trained { lr, loss: loss_sum / seen.max(1) as f64, accuracy: correct as f64 / seen.max(1) as f64 };
+        let row = evaluate_epoch(&snapshot, epoch, trained, signatures, run, started)?;
+        if let Some(hook) = hook.as_mut() {
+            state.probes.push(hook(&snapshot)?);
+        }
         if row.test_acc > state.best_acc {
             state.best_acc = row.test_acc;
             save_module_with_mode(&snapshot, &dir.join("best.bpk"), secret_mode(&snapshot))?;
@@ -189,7 +223,57 @@ pub fn train<M: Net>(
         state.epochs_done = epoch + 1;
         commit_checkpoint(&snapshot, &optim, &state, dir)?;
     }
-    Ok(TrainOutcome { model, history: state.history, best_acc: state.best_acc, resumed_after })
+    Ok(TrainOutcome { model, history: state.history, best_acc: state.best_acc, resumed_after, probes: state.probes })
+}
+
+/// What an epoch's training steps measured.
+struct Trained {
+    lr: f64,
+    loss: f64,
+    accuracy: f64,
+}
+
+/// The epoch's row of `history.csv`: test accuracy of each path and signature detection of the
+/// evaluation snapshot.
+fn evaluate_epoch<M: Net>(
+    snapshot: &M,
+    epoch: usize,
+    trained: Trained,
+    signatures: &[LayerSignature],
+    run: &Run<'_>,
+    started: Instant,
+) -> Result<EpochRow, SchemeError> {
+    let eval_device = run.device.clone().without_autodiff();
+    let test = evaluate(&snapshot.clone().fold_route(Route::Public), run.data.test, &eval_device)?;
+    let private_acc = snapshot
+        .is_private()
+        .then(|| evaluate(&snapshot.clone().fold_route(Route::Private), run.data.test, &eval_device))
+        .transpose()?
+        .map(|r| r.accuracy);
+    let detection = (!signatures.is_empty()).then(|| check_signatures(snapshot, signatures).mean_rate());
+    let row = EpochRow {
+        epoch: epoch + 1,
+        lr: trained.lr,
+        train_loss: trained.loss,
+        train_acc: trained.accuracy,
+        test_loss: test.loss,
+        test_acc: test.accuracy,
+        private_acc,
+        detection,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        "epoch {}/{}: loss {:.4} train {:.2}% test {:.2}%{}{} ({:.0}s)",
+        row.epoch,
+        run.config.epochs,
+        row.train_loss,
+        100.0 * row.train_acc,
+        100.0 * row.test_acc,
+        row.private_acc.map_or(String::new(), |a| format!(" private {:.2}%", 100.0 * a)),
+        row.detection.map_or(String::new(), |d| format!(" detection {:.1}%", 100.0 * d)),
+        row.seconds
+    );
+    Ok(row)
 }
 
 /// The optimiser of a training run: SGD with momentum (no dampening, as PyTorch), L2 weight

@@ -44,9 +44,9 @@ mod verdict;
 
 pub use reference::{ReferenceError, ReferenceInfo, inspect_reference, load_reference};
 pub use stats::log10_binomial_tail;
-pub use verdict::{BlackBox, Claim, Decision, Evidence, Fidelity, LabelledBatches, Thresholds, Verdict, correct_count, verify};
+pub use verdict::{BatchError, BlackBox, Claim, Decision, Evidence, Fidelity, LabelledBatches, Thresholds, Verdict, VerifyError, correct_count, verify};
 
-use ipr_models::{LayerPassports, LayerSignature, Net};
+use ipr_models::{LayerPassports, LayerSignature, Net, tensor_values as values};
 use ipr_passport::{decode_text, matching_bits};
 use serde::{Deserialize, Serialize};
 
@@ -119,10 +119,6 @@ pub fn check_passports<M: Net>(model: &M, passports: &[LayerPassports], claim: &
             _ => Vec::new(),
         }
     })
-}
-
-fn values(t: burn::prelude::Tensor<1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
 }
 
 fn report(claim: &[LayerSignature], mut gamma_of: impl FnMut(&str) -> Vec<f32>) -> SignatureReport {

@@ -25,10 +25,10 @@ use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use burn::module::{ModuleMapper, Param};
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::{bf16, f16};
-use ipr_models::{Arch, LayerSignature, Layout, ModelError, Net, NetConfig, param_paths};
+use ipr_models::{Arch, LayerSignature, Layout, ModelError, Net, NetConfig, ParamMapper, Scheme, block_specs, map_params, param_paths};
 use ipr_passport::{NormKind, Signature};
 use pytorch_reader::{DType, PytorchReader};
 
@@ -37,9 +37,9 @@ use pytorch_reader::{DType, PytorchReader};
 pub struct ReferenceInfo {
     /// The model's config: architecture, classes, input channels and size, width, norm.
     pub config: NetConfig,
-    /// `"v1"` (public passports, `PassportBlock`), `"v2"` (private passports,
-    /// `PassportPrivateBlock`, schemes V2 and V3) or `"v0"` (no passport layer).
-    pub scheme: String,
+    /// [`Scheme::V1`] (public passports, `PassportBlock`), [`Scheme::V2`] (private passports,
+    /// `PassportPrivateBlock`, schemes V2 and V3) or [`Scheme::V0`] (no passport layer).
+    pub scheme: Scheme,
     /// Our block paths of the passport layers (`4`, `layer4.0.shortcut`), in forward order.
     pub passport_paths: Vec<String>,
     /// The signature of each passport layer (the reference's buffer `b`), in forward order.
@@ -139,14 +139,6 @@ pub enum ReferenceError {
         /// A V2/V3 layer.
         v2: String,
     },
-    /// [`ReferenceInfo::scheme`] is not one this module writes.
-    #[error("loading `{file}`: scheme `{scheme}` is not one of `v0`, `v1`, `v2`")]
-    Scheme {
-        /// The file.
-        file: String,
-        /// The scheme given.
-        scheme: String,
-    },
     /// The model asked for is of another architecture than the file's.
     #[error(
         "`{file}` holds a DeepIPR {found}, which cannot be loaded into `{wanted}`: load it into the model \
@@ -176,12 +168,6 @@ pub enum ReferenceError {
 /// The stem conv weights of each family; the keys of a state dict sit under the shortest prefix
 /// that precedes one of them.
 const STEMS: [&str; 2] = ["features.0.conv.weight", "convbnrelu_1.conv.weight"];
-
-/// `(feature index, reference channels)` of AlexNet's conv blocks.
-const ALEXNET_BLOCKS: [(usize, usize); 5] = [(0, 64), (2, 192), (4, 384), (5, 256), (6, 256)];
-
-/// Reference channels of ResNet's four stages.
-const RESNET_STAGES: [usize; 4] = [64, 128, 256, 512];
 
 /// The tensors of a state dict, keyed without the file's common prefix.
 struct StateDict {
@@ -287,7 +273,7 @@ fn family(arch: Arch) -> &'static str {
 }
 
 /// A model's name in messages: `AlexNet (32 px, width 0.5, 10 classes, bn, V1)`.
-fn describe(config: &NetConfig, scheme: &str) -> String {
+fn describe(config: &NetConfig, scheme: Scheme) -> String {
     let norm = match config.norm {
         NormKind::Bn => "bn",
         NormKind::Gn => "gn",
@@ -300,27 +286,14 @@ fn describe(config: &NetConfig, scheme: &str) -> String {
         config.input_size,
         config.width,
         config.num_classes,
-        scheme.to_uppercase()
+        scheme.name().to_uppercase()
     )
 }
 
 /// `(our block path, key prefix in the file, reference output channels)` of every conv block
-/// the architecture may have, in forward order (ResNet shortcuts included whether present or not).
+/// of the architecture, in forward order, from the models' own block table.
 fn block_candidates(arch: Arch) -> Vec<(String, String, usize)> {
-    if arch == Arch::Alexnet {
-        return ALEXNET_BLOCKS.iter().map(|&(i, base)| (i.to_string(), format!("features.{i}"), base)).collect();
-    }
-    let per_stage = if arch == Arch::Resnet9 { 1 } else { 2 };
-    let mut out = vec![("convbnrelu_1".to_string(), "convbnrelu_1".to_string(), 64)];
-    for (stage, &base) in RESNET_STAGES.iter().enumerate() {
-        for i in 0..per_stage {
-            for part in ["convbnrelu_1", "convbn_2", "shortcut"] {
-                let path = format!("layer{}.{i}.{part}", stage + 1);
-                out.push((path.clone(), path, base));
-            }
-        }
-    }
-    out
+    block_specs(&NetConfig::new(arch, 2)).into_iter().map(|b| (b.path, b.record_prefix, b.base_channels)).collect()
 }
 
 /// The normalisation the reference used: running statistics mean batch norm; affine weights
@@ -447,11 +420,11 @@ pub fn inspect_reference(path: &Path) -> Result<ReferenceInfo, ReferenceError> {
     }
     let scheme = match (v1, v2) {
         (Some(v1), Some(v2)) => return Err(ReferenceError::MixedSchemes { file: sd.file, v1, v2 }),
-        (_, Some(_)) => "v2",
-        (Some(_), None) => "v1",
-        (None, None) => "v0",
+        (_, Some(_)) => Scheme::V2,
+        (Some(_), None) => Scheme::V1,
+        (None, None) => Scheme::V0,
     };
-    Ok(ReferenceInfo { config, scheme: scheme.into(), passport_paths, signatures })
+    Ok(ReferenceInfo { config, scheme, passport_paths, signatures })
 }
 
 /// Builds the model `info` describes (see [`inspect_reference`]) and fills every parameter and
@@ -466,12 +439,8 @@ pub fn inspect_reference(path: &Path) -> Result<ReferenceInfo, ReferenceError> {
 /// model has no place for, or `M` of another architecture than `info`.
 pub fn load_reference<M: Net>(path: &Path, info: &ReferenceInfo, device: &Device) -> Result<M, ReferenceError> {
     let sd = StateDict::open(path)?;
-    let model_name = describe(&info.config, &info.scheme);
-    let private = match info.scheme.as_str() {
-        "v0" | "v1" => false,
-        "v2" => true,
-        other => return Err(ReferenceError::Scheme { file: sd.file, scheme: other.into() }),
-    };
+    let model_name = describe(&info.config, info.scheme);
+    let private = info.scheme.is_private();
     if family_of::<M>(info.config.arch, device) != Some(info.config.arch == Arch::Alexnet) {
         let wanted = std::any::type_name::<M>().rsplit("::").next().unwrap_or("this model").to_string();
         return Err(ReferenceError::WrongModel { file: sd.file, found: family(info.config.arch).into(), wanted });
@@ -499,11 +468,10 @@ pub fn load_reference<M: Net>(path: &Path, info: &ReferenceInfo, device: &Device
         device: device.clone(),
         blocks: &blocks,
         norm: info.config.norm,
-        stack: Vec::new(),
         used: HashSet::new(),
         error: None,
     };
-    let model = model.map(&mut filler);
+    let model = map_params(model, &mut filler);
     let Filler { used, error, .. } = filler;
     if let Some(error) = error {
         return Err(error);
@@ -554,7 +522,6 @@ struct Filler<'a> {
     device: Device,
     blocks: &'a HashMap<String, BlockKind>,
     norm: NormKind,
-    stack: Vec<String>,
     used: HashSet<String>,
     error: Option<ReferenceError>,
 }
@@ -616,22 +583,13 @@ impl Filler<'_> {
     }
 }
 
-impl ModuleMapper for Filler<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.stack.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+impl ParamMapper for Filler<'_> {
+    fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         if self.error.is_some() {
             return param;
         }
-        let path = self.stack.join(".");
         let shape = param.lazy_shape().to_vec();
-        match self.values(&path, &shape) {
+        match self.values(path, &shape) {
             Ok(values) => {
                 let device = self.device.clone();
                 param.map(move |old| {

@@ -32,8 +32,25 @@ pub trait LabelledBatches {
     /// Calls `f(images, labels)` for every batch (`[n, c, h, w]`, `[n]`), on `device`.
     ///
     /// # Errors
-    /// A message saying which data could not be read.
-    fn for_each_batch(&self, device: &Device, f: &mut dyn FnMut(Tensor<4>, Tensor<1, Int>)) -> Result<(), String>;
+    /// Why the data could not be read (naming the file).
+    fn for_each_batch(&self, device: &Device, f: &mut dyn FnMut(Tensor<4>, Tensor<1, Int>)) -> Result<(), BatchError>;
+}
+
+/// Why labelled data could not be read: the data source's own error.
+pub type BatchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What stops a verification.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The test data or the trigger set could not be read.
+    #[error("cannot read the {what} for the verdict: {source}")]
+    Data {
+        /// `test data` or `trigger set`.
+        what: &'static str,
+        /// The data source's error.
+        source: BatchError,
+    },
 }
 
 /// The decision thresholds.
@@ -138,14 +155,17 @@ pub fn correct_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
     hits.into_data().convert::<i64>().try_to_vec::<i64>().map_or(0, |v| v[0] as usize)
 }
 
-fn accuracy<M: Net>(model: &M, data: &dyn LabelledBatches, device: &Device) -> Result<(usize, usize), String> {
+fn accuracy<M: Net>(model: &M, data: &dyn LabelledBatches, what: &'static str, device: &Device) -> Result<(usize, usize), VerifyError> {
     let (mut correct, mut count) = (0, 0);
     data.for_each_batch(device, &mut |images, labels| {
         count += labels.dims()[0];
         correct += correct_count(model.forward(images).logits, labels);
-    })?;
+    })
+    .map_err(|source| VerifyError::Data { what, source })?;
     Ok((correct, count))
 }
+
+const TEST: &str = "test data";
 
 fn rate((correct, count): (usize, usize)) -> f64 {
     correct as f64 / count.max(1) as f64
@@ -158,9 +178,12 @@ fn rate((correct, count): (usize, usize)) -> f64 {
 /// passports and conv weights alone, with no forward through the network. The fidelity check
 /// (with `evidence.test`) and the black-box check (with `evidence.triggers`) run the model.
 ///
+/// A claim whose passports do not fit the model is not an error: its layers match no bits,
+/// and the reasons say why fidelity could not be measured.
+///
 /// # Errors
-/// A message when the claim's passports do not fit the model, or data cannot be read.
-pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thresholds: &Thresholds) -> Result<Verdict, String> {
+/// [`VerifyError::Data`] when the test data or the trigger set cannot be read.
+pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thresholds: &Thresholds) -> Result<Verdict, VerifyError> {
     let model = model.valid();
     let device = model.devices().first().cloned().unwrap_or_else(Device::flex);
     let signature = if claim.passports.is_empty() {
@@ -193,15 +216,15 @@ pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thr
     };
     let fidelity = match (evidence.test, &genuine) {
         (Some(test), Ok(Some(genuine))) => {
-            let genuine_acc = rate(accuracy(&genuine.clone().fold_route(Route::Private), test, &device)?);
+            let genuine_acc = rate(accuracy(&genuine.clone().fold_route(Route::Private), test, TEST, &device)?);
             let public_acc = genuine
                 .is_private()
-                .then(|| accuracy(&genuine.clone().fold_route(Route::Public), test, &device).map(rate))
+                .then(|| accuracy(&genuine.clone().fold_route(Route::Public), test, TEST, &device).map(rate))
                 .transpose()?;
             let mut forged_acc = Vec::new();
             for draw in 0..evidence.forged_draws {
                 let forged = noise_passports(genuine.clone(), evidence.seed.wrapping_add(draw as u64), &device);
-                forged_acc.push(rate(accuracy(&forged.fold_route(Route::Private), test, &device)?));
+                forged_acc.push(rate(accuracy(&forged.fold_route(Route::Private), test, TEST, &device)?));
             }
             let forged_mean = (!forged_acc.is_empty()).then(|| forged_acc.iter().sum::<f64>() / forged_acc.len() as f64);
             let holds = public_acc.is_none_or(|p| genuine_acc >= thresholds.fidelity_ratio * p)
@@ -224,7 +247,7 @@ pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thr
     let black_box = match evidence.triggers {
         Some((triggers, classes)) => {
             let public = model.clone().fold_route(Route::Public);
-            let (correct, images) = accuracy(&public, triggers, &device)?;
+            let (correct, images) = accuracy(&public, triggers, "trigger set", &device)?;
             let log10_false_claim = log10_binomial_tail(images, correct, 1.0 / classes.max(1) as f64);
             reasons.push(format!(
                 "the public model labels {correct} of {images} trigger images as the owner's secret labels; by guessing among {classes} classes that has probability 10^{log10_false_claim:.1}"

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ipr_data::{TriggerSetConfig, generate_trigger_set, write_trigger_set};
 use ipr_fuzz::{tiny_config, tiny_layout, tiny_model};
-use ipr_models::{BUNDLE_FORMAT, LayerPassports, LayerSignature, OwnerBundle, save_module, weights_digest};
+use ipr_models::{BUNDLE_FORMAT, LayerPassports, LayerSignature, OwnerBundle, Scheme, save_module, weights_digest};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -88,16 +88,16 @@ fn models(dir: &Path) -> Result<()> {
         .into_iter()
         .map(|(path, signature)| LayerSignature { path, signature })
         .collect();
-    let bundle = |scheme: &str, weights: String, passports| OwnerBundle {
+    let bundle = |scheme: Scheme, weights: String, passports| OwnerBundle {
         format: BUNDLE_FORMAT,
-        scheme: scheme.into(),
+        scheme,
         model: tiny_config(),
         layers: layers.clone(),
         weights_sha256: weights,
         passports,
     };
-    let v1_bundle = bundle("v1", weights_digest(&v1), vec![]);
-    let v2_bundle = bundle("v2", weights_digest(&public), LayerPassports::of(&private));
+    let v1_bundle = bundle(Scheme::V1, weights_digest(&v1), vec![]);
+    let v2_bundle = bundle(Scheme::V2, weights_digest(&public), LayerPassports::of(&private));
     write(dir, "bundle", "v1.json", &serde_json::to_vec(&v1_bundle)?)?;
     write(dir, "bundle", "v2.json", &serde_json::to_vec(&v2_bundle)?)
 }

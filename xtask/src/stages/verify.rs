@@ -6,25 +6,25 @@ use std::path::Path;
 
 use anyhow::Result;
 use ipr_models::Net;
-use ipr_verify::{Claim, Evidence, LabelledBatches, Thresholds, Verdict, verify};
+use ipr_verify::{Claim, Evidence, LabelledBatches, Thresholds, verify};
 
-use super::{Ctx, owner_bundle, rebuild, rebuild_public, write_json};
-use crate::plan::{StageKind, TriggerSource};
-use crate::verify::Batches;
+use crate::ctx::{Ctx, owner_bundle, rebuild, rebuild_public, write_json};
+use crate::data::Batches;
+use crate::plan::{Plan, StageKind, TriggerSource};
+use crate::report::verify_report;
 
 /// Verifies stage `from` against its owner bundle.
-pub fn run<M: Net>(ctx: &Ctx<'_>, from: &str, dir: &Path) -> Result<String> {
+pub fn run<M: Net>(ctx: &Ctx<'_>, plan: &Plan, from: &str, dir: &Path) -> Result<String> {
     let src = ctx.stage_dir(from);
     let bundle = owner_bundle(&src, from)?;
     // What a third party holds: the model itself (V1) or the public model (V2/V3).
     let model: M = if bundle.passports.is_empty() { rebuild(&src, &ctx.device)?.0 } else { rebuild_public(&src, &ctx.device)?.0 };
     let test = ctx.data.test_loader()?;
-    let trigger_dir = ctx.plan.stages.iter().find(|s| s.name == from).and_then(|s| match &s.kind {
-        StageKind::Train(t) => match &t.trigger {
-            Some(TriggerSource::Folder(folder)) => Some(folder.clone()),
-            Some(TriggerSource::Generate(_)) => Some(src.join("trigger")),
-            None => None,
-        },
+    let trigger_dir = plan.stages.iter().find(|s| s.name == from).and_then(|s| match &s.kind {
+        StageKind::Train(t) => t.trigger.as_ref().map(|tr| match &tr.source {
+            TriggerSource::Folder(folder) => folder.clone(),
+            TriggerSource::Generate(_) => src.join("trigger"),
+        }),
         _ => None,
     });
     let triggers = trigger_dir.map(|d| ctx.data.read_triggers(&d).and_then(|set| ctx.data.loader_for(set))).transpose()?;
@@ -33,11 +33,11 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, from: &str, dir: &Path) -> Result<String> {
         test: Some(&test_batches as &dyn LabelledBatches),
         triggers: trigger_batches.as_ref().map(|b| (b as &dyn LabelledBatches, ctx.data.num_classes)),
         forged_draws: 3,
-        seed: ctx.plan.seed,
+        seed: ctx.seed,
     };
-    let verdict = verify(&model, &Claim::from(&bundle), &evidence, &Thresholds::default()).map_err(anyhow::Error::msg)?;
+    let verdict = verify(&model, &Claim::from(&bundle), &evidence, &Thresholds::default())?;
     write_json(&dir.join("summary.json"), &verdict)?;
-    ipr_models::write_atomic(&dir.join("report.md"), report(from, &verdict).as_bytes(), None)?;
+    ipr_models::write_atomic(&dir.join("report.md"), verify_report(from, &verdict).as_bytes(), None)?;
     let s = &verdict.signature;
     let texts: Vec<String> = s.layers.iter().filter_map(|l| l.decoded.as_ref().map(|d| format!("\"{d}\""))).collect();
     Ok(format!(
@@ -48,28 +48,6 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, from: &str, dir: &Path) -> Result<String> {
         100.0 * s.agreement,
         s.log10_false_claim,
         if texts.is_empty() { String::new() } else { format!(", text {}", texts.join(" ")) },
-        verdict.black_box.as_ref().map_or(String::new(), |b| format!(
-            ", trigger set {}/{} (p = 10^{:.1})",
-            b.correct, b.images, b.log10_false_claim
-        ))
+        verdict.black_box.as_ref().map_or(String::new(), |b| format!(", trigger set {}/{} (p = 10^{:.1})", b.correct, b.images, b.log10_false_claim))
     ))
-}
-
-fn report(from: &str, v: &Verdict) -> String {
-    let mut out = format!("## Stage verify of `{from}`: {:?}\n\n", v.decision);
-    for reason in &v.reasons {
-        out += &format!("- {reason}\n");
-    }
-    out += "\n| passport layer | bits | detected | claimed text | read back |\n| --- | --- | --- | --- | --- |\n";
-    for l in &v.signature.layers {
-        out += &format!(
-            "| {} | {} | {:.1}% | {} | {} |\n",
-            l.path,
-            l.bits,
-            100.0 * l.rate,
-            l.expected_text.as_deref().map_or("-".into(), |t| format!("`{t}`")),
-            l.decoded.as_deref().map_or("-".into(), |t| format!("`{t}`")),
-        );
-    }
-    out
 }

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::{json, need_fashion_mnist, serial, write_plan};
+
 const PLAN: &str = r#"
 name = "attacks"
 seed = 2
@@ -79,9 +81,6 @@ data_fraction = 0.5
 epochs = 2
 "#;
 
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
 
 fn is_png(path: &Path) -> bool {
     std::fs::read(path).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n") && b.len() > 1000)
@@ -89,12 +88,10 @@ fn is_png(path: &Path) -> bool {
 
 #[test]
 fn every_attack_runs_and_reports() {
-    assert!(Path::new("/usr/share/datasets/fashion-mnist").exists(), "Fashion-MNIST is missing: apt-get install dataset-fashion-mnist");
+    let _serial = serial();
+    need_fashion_mnist();
     let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout.toml");
-    std::fs::write(&layout, "4 = \"IPR\"\n5 = true\n6 = true\n").unwrap();
-    let plan = tmp.path().join("plan.toml");
-    std::fs::write(&plan, PLAN.replace("LAYOUT", layout.to_str().unwrap())).unwrap();
+    let plan = write_plan(tmp.path(), PLAN);
     let runs = tmp.path().join("runs");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()])

@@ -2,21 +2,11 @@
 //! re-run, and the errors a user mistake must produce.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).env("RUST_LOG", "info").output().unwrap()
-}
+use crate::support::{json, need_fashion_mnist, serial, text, write_plan, xtask};
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
 
-fn write_plan(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("plan.toml");
-    std::fs::write(&path, body).unwrap();
-    path
-}
+
 
 const SMALL: &str = r#"
 name = "small"
@@ -59,20 +49,15 @@ draws = 2
 /// The small plan with a layout of three passport layers, one with a 3-character text.
 fn small(dir: &Path) -> String {
     let layout = dir.join("layout.toml");
-    std::fs::write(&layout, "4 = \"IPR\"\n5 = true\n6 = true\n").unwrap();
+    std::fs::write(&layout, crate::support::LAYOUT).unwrap();
     SMALL.replace("LAYOUT", layout.to_str().unwrap())
 }
 
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 #[test]
 fn small_plan_on_real_fashion_mnist_runs_then_skips() {
-    assert!(
-        Path::new("/usr/share/datasets/fashion-mnist").exists(),
-        "Fashion-MNIST is missing: apt-get install dataset-fashion-mnist"
-    );
+    let _serial = serial();
+    need_fashion_mnist();
     let tmp = tempfile::tempdir().unwrap();
     let plan = write_plan(tmp.path(), &small(tmp.path()));
     let runs = tmp.path().join("runs");
@@ -121,6 +106,7 @@ fn small_plan_on_real_fashion_mnist_runs_then_skips() {
 /// fix, never a panic.
 #[test]
 fn user_mistakes_are_clear_errors() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let good = small(tmp.path());
     let cases: &[(&str, String, &[&str])] = &[
@@ -190,6 +176,7 @@ from = "v3"
 /// and with the owner bundle proves the signature.
 #[test]
 fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout.toml");
     std::fs::write(&layout, "4 = \"IPR\"\n5 = true\n6 = true\n").unwrap();
@@ -240,6 +227,7 @@ fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
 
 #[test]
 fn trigger_set_mistakes_are_clear_errors() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout.toml");
     std::fs::write(&layout, "5 = true\n").unwrap();
@@ -414,6 +402,7 @@ fn synthetic_run(dir: &Path, name: &str, arch: &str, width: &str, scheme: &str, 
 /// wrote. Each is an error (exit 2) naming the file and the fix, never a panic.
 #[test]
 fn checkpoint_of_another_architecture_is_a_clear_error() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let alexnet = synthetic_run(tmp.path(), "alex", "alexnet", "0.125", "v1", 1, true);
     let resnet = synthetic_run(tmp.path(), "res", "resnet9", "0.0625", "v0", 1, true);

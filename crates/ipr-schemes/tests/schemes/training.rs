@@ -6,7 +6,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use ipr_data::{Loader, LoaderConfig, Normalization, SyntheticConfig, Transform, synthetic};
 use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, weights_digest};
-use ipr_schemes::{PassportObjective, TrainConfig, TrainData, train};
+use ipr_schemes::{PassportObjective, Run, TrainConfig, TrainData, train};
 use ipr_verify::check_signatures;
 
 struct Setup {
@@ -55,12 +55,13 @@ fn run(s: &Setup, epochs: usize, dir: &std::path::Path) -> (String, Vec<ipr_sche
     let objective = PassportObjective::new(&signatures, 0.1, &device);
     let config = TrainConfig { epochs, batch_size: 32, lr: 0.01, lr_steps: vec![10], seed: 3, ..TrainConfig::default() };
     let data = TrainData { train: &s.train, test: &s.test };
-    let out = train(model, &objective, &signatures, &config, data, &device, dir).unwrap();
+    let out = train(model, &objective, &signatures, &Run { config: &config, data, device: &device, dir }).unwrap();
     (weights_digest(&out.model.valid()), out.history, signatures, out.model)
 }
 
 #[test]
 fn learns_embeds_the_signature_and_resumes_identically() {
+    let _serial = crate::serial();
     let s = setup();
     let full = tempfile::tempdir().unwrap();
     let (digest_full, history_full, signatures, model) = run(&s, 12, full.path());
@@ -99,7 +100,7 @@ fn learns_embeds_the_signature_and_resumes_identically() {
     let objective = PassportObjective::new(&[], 0.1, &device);
     let config = TrainConfig { epochs: 13, batch_size: 32, seed: 3, ..TrainConfig::default() };
     let data = TrainData { train: &s.train, test: &s.test };
-    let Err(err) = train(model, &objective, &[], &config, data, &device, split.path()) else {
+    let Err(err) = train(model, &objective, &[], &Run { config: &config, data, device: &device, dir: split.path() }) else {
         panic!("a truncated checkpoint was accepted")
     };
     let msg = err.to_string();

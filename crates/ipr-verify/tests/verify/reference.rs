@@ -49,7 +49,7 @@ fn check_fixture<M: Net>(name: &str, arch: Arch, width: f64, passports: &[&str])
     assert_eq!(info.config.in_channels, 3, "{name}");
     assert_eq!(info.config.input_size, 32, "{name}");
     assert_eq!(info.config.norm, NormKind::Bn, "{name}");
-    assert_eq!(info.scheme, scheme, "{name}");
+    assert_eq!(info.scheme.name(), scheme, "{name}");
     assert_eq!(info.passport_paths, passports, "{name}");
 
     let device = Device::flex();
@@ -224,7 +224,7 @@ fn a_file_that_does_not_fit_the_info_names_the_key() {
     assert_error(load_reference::<AlexNet>(&path, &fewer, &device), "alexnet_v2.pth", &["`features.6.bn.weight`"]);
 
     let mut public = info.clone();
-    public.scheme = "v1".into();
+    public.scheme = ipr_models::Scheme::V1;
     assert_error(load_reference::<AlexNet>(&path, &public, &device), "alexnet_v2.pth", &["`features.4.key`"]);
 
     let mut classes = info;

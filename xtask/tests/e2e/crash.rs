@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{json, read, serial, write_plan};
+
 /// The longest one `xtask` process may take before the test gives up on it, so that a hang can
 /// never stall CI. A run of the plan below takes seconds on an idle machine; the margin is for
 /// a loaded one.
@@ -61,14 +63,6 @@ scheme = "v0"
 epochs = 2
 "#;
 
-/// Writes the plan `body` (with its passport layout) into `dir` and returns its path.
-fn write_plan(dir: &Path, body: &str) -> PathBuf {
-    let layout = dir.join("layout.toml");
-    std::fs::write(&layout, "4 = \"IPR\"\n5 = true\n6 = true\n").unwrap();
-    let path = dir.join("plan.toml");
-    std::fs::write(&path, body.replace("LAYOUT", layout.to_str().unwrap())).unwrap();
-    path
-}
 
 /// `xtask run PLAN --runs RUNS` with stdout and stderr appended to `log`.
 fn xtask_run(plan: &Path, runs: &Path, log: &Path) -> Command {
@@ -82,13 +76,7 @@ fn xtask_run(plan: &Path, runs: &Path, log: &Path) -> Command {
     cmd
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
 
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{} is not whole JSON: {e}", path.display()))
-}
 
 /// Waits for `child`, killing it and failing the test after [`PROCESS_TIMEOUT`].
 fn wait(child: &mut Child, log: &Path) -> ExitStatus {
@@ -338,6 +326,7 @@ fn assert_resumed(log: &str, done: usize) {
 /// epoch, and the result is bit for bit that of a run never interrupted.
 #[test]
 fn killed_run_resumes_to_the_same_bits() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let plan = write_plan(tmp.path(), PLAN);
     let started = Instant::now();
@@ -447,6 +436,7 @@ fn can_write_as(dir: &Path, uid: Option<u32>) -> Option<bool> {
 #[cfg(unix)]
 #[test]
 fn read_only_run_folder_is_a_clear_error() {
+    let _serial = serial();
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let tmp = tempfile::tempdir().unwrap();
@@ -462,6 +452,9 @@ fn read_only_run_folder_is_a_clear_error() {
     let read_only = std::fs::Permissions::from_mode(0o555);
     std::fs::set_permissions(&runs, read_only.clone()).unwrap();
     std::fs::set_permissions(&stage, read_only).unwrap();
+    // The plan's run folder itself stays writable (to whoever runs the test), so that the run
+    // takes its lock there and fails at the stage folder.
+    std::fs::set_permissions(other.join("tiny"), std::fs::Permissions::from_mode(0o777)).unwrap();
 
     let user = match (can_write_as(&runs, None), can_write_as(&runs, Some(NOBODY))) {
         (Some(false), _) => None,
@@ -496,6 +489,7 @@ fn read_only_run_folder_is_a_clear_error() {
 #[cfg(unix)]
 #[test]
 fn failing_write_is_a_clear_error_and_leaves_no_torn_file() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let plan = write_plan(tmp.path(), TINY);
     let runs = tmp.path().join("runs");
@@ -538,13 +532,14 @@ const CHILD: &str = "IPR_CRASH_WRITE_ATOMIC_TARGET";
 #[cfg(unix)]
 #[test]
 fn failing_write_atomic_keeps_the_old_file() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("state.json");
     std::fs::write(&target, "{\"old\": true}").unwrap();
     let out = Command::new("sh")
         .args(["-c", "trap '' XFSZ; ulimit -f 16 && exec \"$@\"", "sh"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "write_atomic_child_process", "--nocapture", "--test-threads", "1"])
+        .args(["--exact", "crash::write_atomic_child_process", "--nocapture", "--test-threads", "1"])
         .env(CHILD, &target)
         .output()
         .unwrap();

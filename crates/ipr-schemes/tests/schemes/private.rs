@@ -86,11 +86,13 @@ fn alexnet_config(norm: NormKind) -> NetConfig {
 
 #[test]
 fn shared_prefix_step_equals_two_full_passes_alexnet_bn() {
+    let _serial = crate::serial();
     shared_prefix_equals_two_passes::<AlexNet>(&alexnet_config(NormKind::Bn), "4 = \"IPR\"\n5 = true\n6 = true\n");
 }
 
 #[test]
 fn shared_prefix_step_equals_two_full_passes_alexnet_gn() {
+    let _serial = crate::serial();
     shared_prefix_equals_two_passes::<AlexNet>(&alexnet_config(NormKind::Gn), "5 = true\n");
 }
 
@@ -98,6 +100,7 @@ fn shared_prefix_step_equals_two_full_passes_alexnet_gn() {
 /// (and the shortcut) see the two halves separately.
 #[test]
 fn shared_prefix_step_equals_two_full_passes_resnet() {
+    let _serial = crate::serial();
     let mut config = NetConfig::new(Arch::Resnet9, 4);
     config.width = 0.125;
     shared_prefix_equals_two_passes::<ResNet>(&config, "[layer3.0]\nconvbnrelu_1 = true\n[layer4.0]\nshortcut = true\n");
@@ -107,6 +110,7 @@ fn shared_prefix_step_equals_two_full_passes_resnet() {
 /// built without passports, and computes the public path exactly.
 #[test]
 fn public_model_is_a_normal_model_without_secrets() {
+    let _serial = crate::serial();
     for norm in [NormKind::Bn, NormKind::Gn, NormKind::None] {
         let device = Device::flex();
         device.seed(8);
@@ -140,6 +144,7 @@ fn public_model_is_a_normal_model_without_secrets() {
 /// Training updates each path's batch-norm statistics from that path's activations only.
 #[test]
 fn each_path_keeps_its_own_running_statistics() {
+    let _serial = crate::serial();
     let device = Device::flex().autodiff();
     device.seed(2);
     let layout = Layout::parse("5 = true\n", "test").unwrap().with_private(true);
@@ -162,6 +167,7 @@ fn each_path_keeps_its_own_running_statistics() {
 /// statistics, computes what the owner's model computes.
 #[test]
 fn private_path_is_rebuilt_from_the_public_model_and_the_bundle() {
+    let _serial = crate::serial();
     let device = Device::flex().autodiff();
     device.seed(6);
     let layout = Layout::parse("4 = true\n6 = true\n", "test").unwrap().with_private(true);
