@@ -99,3 +99,17 @@ pub fn owner_bundle(dir: &Path, stage: &str) -> Result<OwnerBundle> {
     }
     Ok(OwnerBundle::load(&path)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A card written before the scheme was typed still reads, and is written the same way.
+    #[test]
+    fn model_cards_of_earlier_runs_still_load() {
+        let written = r#"{"scheme":"v2","model":{"arch":"alexnet","num_classes":10,"in_channels":1,"input_size":32,"width":0.5,"norm":"bn"},"passport_layers":["4","5","6"]}"#;
+        let card: ModelCard = serde_json::from_str(written).unwrap();
+        assert_eq!(card.scheme, Scheme::V2);
+        assert_eq!(serde_json::to_string(&card).unwrap(), written);
+    }
+}

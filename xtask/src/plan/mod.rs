@@ -312,6 +312,8 @@ from = "v1"
             }
         }
         assert!(count >= 4, "expected the shipped plans, found {count}");
+        // The GPU check's plan too.
+        Plan::load(&root.join("bench/gpu_plan.toml"), root).unwrap_or_else(|e| panic!("bench/gpu_plan.toml: {e:#}"));
     }
 
     #[test]
