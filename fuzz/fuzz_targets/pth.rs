@@ -21,7 +21,7 @@ fn load_and_verify<M: Net>(path: &std::path::Path, info: &ReferenceInfo) {
     let name = path.display().to_string();
     match load_reference::<M>(path, info, &Device::flex()) {
         Ok(model) => {
-            let claim = Claim { layers: &info.signatures, passports: &[], weights_sha256: None };
+            let claim = Claim::new(&info.signatures);
             let verdict = verify(&model, &claim, &Evidence::default(), &Thresholds::default());
             assert!(verdict.is_ok(), "{verdict:?}");
         }

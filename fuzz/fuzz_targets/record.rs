@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             };
             assert_eq!(param_paths(&loaded), param_paths(model), "the record changed the model's shapes");
-            let claim = Claim { layers: &f.signatures, passports, weights_sha256: Some("00") };
+            let claim = Claim { passports, weights_sha256: Some("00"), ..Claim::new(&f.signatures) };
             let verdict = verify(&loaded, &claim, &Evidence::default(), &Thresholds::default());
             assert!(verdict.is_ok(), "{verdict:?}");
         }

@@ -26,6 +26,8 @@ pub struct Ctx<'a> {
     pub data: &'a Datasets,
     /// Whether an existing owner bundle may be replaced.
     pub force: bool,
+    /// The owner the plan's passport models are made for (plans without one have none).
+    pub owner: Option<&'a crate::owner::Owner>,
 }
 
 impl Ctx<'_> {

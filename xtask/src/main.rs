@@ -37,17 +37,27 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Check an ownership claim: a model file against an owner bundle. Exit status 0: owned;
-    /// 1: not owned or inconclusive; 2: an error.
+    /// Check an ownership claim: a model file against an owner bundle; with two or more
+    /// `--owner`, settle a dispute between the claimants. Exit status 0: owned (in a dispute:
+    /// exactly one claim supported); 1: not owned, inconclusive, no claim supported or
+    /// ambiguous; 2: an error.
     Verify {
         /// The model: a record written by this tool (a V1 model, a V2/V3 public model, or an
         /// owner's model) or a state dict saved by the PyTorch reference (`.pth`).
         #[arg(long, value_name = "PATH")]
         model: PathBuf,
-        /// The owner bundle (`owner.json`). Optional for a PyTorch checkpoint, whose own
-        /// passports and signatures are then used.
+        /// An owner bundle (`owner.json`), as `PATH` or `NAME=PATH` (the name the reports give
+        /// the claimant). Optional for a PyTorch checkpoint, whose own passports and signatures
+        /// are then used. Repeat it for a dispute between claimants.
+        #[arg(long, value_name = "[NAME=]PATH")]
+        owner: Vec<String>,
+        /// A registration receipt of a claim (`cargo xtask register`); repeatable.
         #[arg(long, value_name = "PATH")]
-        owner: Option<PathBuf>,
+        receipt: Vec<PathBuf>,
+        /// A claimant's own published model, `NAME=PATH` (NAME as in --owner): each other claim
+        /// is also checked against it. Repeatable.
+        #[arg(long, value_name = "NAME=PATH")]
+        original: Vec<String>,
         /// Test data for the fidelity check: fashion-mnist, mnist, cifar10 or cifar100.
         #[arg(long, value_name = "DATASET")]
         data: Option<String>,
@@ -63,6 +73,23 @@ enum Command {
         /// Print the verdict as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Owner keys: `keys new --out DIR` makes an Ed25519 key pair (DIR/owner.key, mode 0600,
+    /// and DIR/owner.pub).
+    Keys {
+        #[command(subcommand)]
+        what: KeysCommand,
+    },
+    /// Write the registration receipt of a signed owner bundle: the claim's digest, the owner's
+    /// public key, the time and the signature (no passport, no signature bit). Publish it, or
+    /// have it timestamped, before releasing the model.
+    Register {
+        /// The owner bundle (`owner.json`).
+        #[arg(long, value_name = "PATH")]
+        owner: PathBuf,
+        /// Where the receipt goes (default: `receipt.json` beside the bundle).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
     },
     /// Make data files.
     Data {
@@ -90,6 +117,19 @@ enum Command {
         /// Measure only these configurations, e.g. `alexnet-v1` (repeatable).
         #[arg(long, value_name = "ARCH-SCHEME")]
         only: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new owner key pair.
+    New {
+        /// Folder of the key pair (made if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Replace a key already there.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -122,6 +162,14 @@ enum DataCommand {
     },
 }
 
+/// `NAME=PATH` as `(NAME, PATH)`; a plain `PATH` is named by itself.
+fn named(arg: &str) -> (String, PathBuf) {
+    match arg.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !name.contains('/') => (name.to_string(), PathBuf::from(path)),
+        _ => (arg.to_string(), PathBuf::from(arg)),
+    }
+}
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -143,7 +191,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Verify { model, owner, data, data_root, trigger, forged, json } => {
+        Command::Verify { model, owner, receipt, original, data, data_root, trigger, forged, json } => {
             let data = data
                 .map(|name| {
                     serde_json::from_value::<plan::DatasetKind>(serde_json::Value::String(name.clone())).map_err(|_| {
@@ -151,13 +199,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     })
                 })
                 .transpose()?;
-            let request = verify::Request { model, owner, data, data_root, trigger, forged, json };
+            let owners: Vec<(String, PathBuf)> = owner.iter().map(|o| named(o)).collect();
+            let originals = original
+                .iter()
+                .map(|o| {
+                    o.split_once('=')
+                        .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
+                        .ok_or_else(|| anyhow::anyhow!("--original {o}: write NAME=PATH, with NAME as in --owner NAME=PATH"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let request = verify::Request { model, owners, receipts: receipt, originals, data, data_root, trigger, forged, json };
             let outcome = verify::run(&request)?;
             print!("{}", outcome.output);
-            Ok(match outcome.decision {
-                ipr_verify::Decision::Owned => ExitCode::SUCCESS,
-                _ => ExitCode::from(1),
-            })
+            Ok(if outcome.owned { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Run { plan, force, runs, wait } => {
             let root = project_root();
@@ -171,6 +225,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for h in headlines {
                 println!("  {:<12} {:<7} {}", h.stage, h.kind, h.result);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { what: KeysCommand::New { out, force } } => {
+            std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", out.display()))?;
+            let key = ipr_models::OwnerKey::generate().map_err(anyhow::Error::msg)?;
+            let public = key.save(&out.join("owner.key"), force)?;
+            println!("owner key written to {} (mode 0600; keep it secret), public key {} in {}", out.join("owner.key").display(), key.public().hex(), public.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Register { owner, out } => {
+            let bundle = ipr_models::OwnerBundle::load(&owner)?;
+            anyhow::ensure!(
+                bundle.signature_valid() == Some(true),
+                "`{}`: {}; only a bundle signed by its owner's key can be registered",
+                owner.display(),
+                if bundle.owner.is_none() { "the bundle is not signed" } else { "the bundle's signature does not verify (it was changed after signing)" }
+            );
+            let receipt = ipr_models::Receipt::of(&bundle)?;
+            let out = out.unwrap_or_else(|| owner.with_file_name("receipt.json"));
+            ipr_models::write_atomic(&out, &serde_json::to_vec_pretty(&receipt)?, None)?;
+            println!("receipt of {} written to {}: commitment {}", owner.display(), out.display(), receipt.commitment);
             Ok(ExitCode::SUCCESS)
         }
         Command::Data { what: DataCommand::TriggerSet { n, size, channels, classes, seed, out, force } } => {

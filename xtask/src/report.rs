@@ -9,7 +9,7 @@ use std::path::Path;
 use ipr_schemes::EpochRow;
 use ipr_verify::{Decision, SignatureReport, Verdict};
 
-use crate::attacks::AttackLine;
+use crate::attacks::{AttackLine, DisputeRow};
 
 /// `0.1234` as `12.34%`.
 pub fn pct(v: f64) -> String {
@@ -70,7 +70,23 @@ pub fn plan_report(plan: &str, headlines: &[Headline], run_dir: &Path) -> String
     for h in headlines {
         stages.row(vec![h.stage.clone(), h.kind.clone(), h.result.clone(), format!("{:.0} s", h.seconds)]);
     }
-    let mut out = format!("# Plan `{plan}`\n\n{stages}");
+    let disputes: Vec<DisputeRow> = headlines
+        .iter()
+        .filter_map(|h| fs::read(run_dir.join(&h.stage).join("dispute.json")).ok())
+        .filter_map(|bytes| serde_json::from_slice::<Vec<DisputeRow>>(&bytes).ok())
+        .flatten()
+        .collect();
+    let mut out = format!("# Plan `{plan}`\n\n");
+    if !disputes.is_empty() {
+        let mut table = MdTable::new(&["scenario", "claimant", "verdict", "reason"]);
+        for d in &disputes {
+            table.row(vec![d.scenario.clone(), d.claimant.clone(), d.verdict.clone(), d.reason.clone()]);
+        }
+        out += &format!(
+            "## Disputes\n\nEvery attack that makes a claim of its own, settled against the owner's claim: the owner's and the attacker's claim on the model the attacker publishes, with the test split, the receipts and both sides' originals.\n\n{table}\n"
+        );
+    }
+    out += &stages.to_string();
     let attacks: Vec<AttackLine> = headlines
         .iter()
         .filter_map(|h| fs::read(run_dir.join(&h.stage).join("attack.json")).ok())

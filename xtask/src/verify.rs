@@ -1,17 +1,19 @@
-//! `cargo xtask verify`: a third party's ownership check of a model file against an owner
-//! bundle, with a verdict and an exit status (0 owned, 1 not owned or inconclusive, 2 error).
+//! `cargo xtask verify`: a third party's ownership check of a model file against one claim (an
+//! owner bundle), or a verdict between several claimants. Exit status: 0 owned (one claim
+//! supported), 1 not owned, inconclusive, no claim supported or ambiguous, 2 an error.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use ipr_models::{AlexNet, Arch, LayerSignature, Layout, Net, NetConfig, OwnerBundle, ResNet, Scheme, load_module};
-use ipr_verify::{
-    Claim, Decision, Evidence, LabelledBatches, ReferenceInfo, Thresholds, Verdict, inspect_reference, load_reference, verify,
-};
+use ipr_models::{AlexNet, Arch, LayerSignature, Net, NetConfig, OwnerBundle, Receipt, ResNet, Scheme};
+use ipr_verify::{Claim, Decision, Dispute, Evidence, LabelledBatches, ReferenceInfo, Thresholds, Verdict, inspect_reference, load_reference, verify};
 use serde::Serialize;
 
+use ipr_data::Loader;
+
 use crate::data::{Batches, Datasets};
+use crate::dispute::{Claimant, claimed_model, settle, table};
 use crate::report::{decision_word, verdict_body};
 use crate::sections::{DataSection, DatasetKind};
 
@@ -19,8 +21,12 @@ use crate::sections::{DataSection, DatasetKind};
 pub struct Request {
     /// The model file: a record of this tool (`.bpk`) or a PyTorch reference state dict.
     pub model: PathBuf,
-    /// The owner bundle.
-    pub owner: Option<PathBuf>,
+    /// The claims: `(name, owner bundle)`; two or more make a dispute.
+    pub owners: Vec<(String, PathBuf)>,
+    /// Registration receipts of the claims.
+    pub receipts: Vec<PathBuf>,
+    /// Claimants' own published models: `(name, model file)`.
+    pub originals: Vec<(String, PathBuf)>,
     /// Test data for the fidelity check.
     pub data: Option<DatasetKind>,
     /// Its folder.
@@ -33,7 +39,15 @@ pub struct Request {
     pub json: bool,
 }
 
-/// The JSON report.
+/// What the check found: whether it supports a claim (the exit status) and the report to print.
+pub struct Outcome {
+    /// Whether the model is owned by the (one supported) claimant.
+    pub owned: bool,
+    /// The verdict as text, or as JSON with `--json`.
+    pub output: String,
+}
+
+/// The JSON report of one claim.
 #[derive(Serialize)]
 struct Report<'a> {
     model: &'a Path,
@@ -70,6 +84,10 @@ struct Inputs {
     reference: Option<ReferenceInfo>,
 }
 
+fn owner_path(request: &Request) -> &Path {
+    request.owners.first().map_or(Path::new(""), |(_, p)| p.as_path())
+}
+
 fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Loaded<M>> {
     let Inputs { bundle, reference } = inputs;
     if let Some(info) = reference {
@@ -77,7 +95,7 @@ fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Lo
         if let Some(bundle) = bundle.as_ref().filter(|b| b.model.arch != info.config.arch) {
             bail!(
                 "the owner bundle `{}` is for {}, but `{}` is a {} checkpoint; pass the bundle of this model",
-                request.owner.as_deref().unwrap_or(Path::new("")).display(),
+                owner_path(request).display(),
                 bundle.model.arch.name(),
                 request.model.display(),
                 info.config.arch.name()
@@ -91,41 +109,23 @@ fn load<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Lo
     }
     let bundle = bundle.context("a model record of this tool needs its owner bundle")?;
     let config = bundle.model.clone();
-    let passport_layout = Layout::structure(bundle.layers.iter().map(|l| l.path.clone()), bundle.scheme.is_private());
-    // A V2/V3 public model is a model without passports; a V1 model or an owner's model has them.
-    let layouts = if bundle.passports.is_empty() { vec![passport_layout] } else { vec![Layout::none(), passport_layout] };
-    let mut first_error = None;
-    for layout in layouts {
-        let model = M::init(&config, &layout, device).context("the owner bundle's model config is not valid")?;
-        match load_module(model, &request.model) {
-            Ok(model) => {
-                let signatures = bundle.layers.clone();
-                let scheme = bundle.scheme;
-                return Ok(Loaded { model, config, scheme, claim_source: "the owner bundle", signatures, bundle: Some(bundle) });
+    match claimed_model::<M>(&request.model, &bundle, device)? {
+        Ok((model, note)) => {
+            if let Some(note) = note {
+                tracing::warn!("{note}");
             }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+            Ok(Loaded { model, config, scheme: bundle.scheme, claim_source: "the owner bundle", signatures: bundle.layers.clone(), bundle: Some(bundle) })
         }
+        Err(diff) => bail!(
+            "the owner bundle `{}` is for the model {} of width {} with {} classes, and `{}` is not that architecture ({diff}): \
+             pass the model file the bundle was made for, or the owner bundle of this model",
+            owner_path(request).display(),
+            config.arch.name(),
+            config.width,
+            config.num_classes,
+            request.model.display()
+        ),
     }
-    let e = first_error.context("no layout to try")?;
-    Err(anyhow::Error::new(e).context(format!(
-        "the owner bundle `{}` is for the model {} of width {} with {} classes, and `{}` is not that model: \
-         pass the model file the bundle was made for, or the owner bundle of this model",
-        request.owner.as_deref().unwrap_or(Path::new("")).display(),
-        config.arch.name(),
-        config.width,
-        config.num_classes,
-        request.model.display()
-    )))
-}
-
-/// What the check found: the decision (the exit status) and the report to print.
-pub struct Outcome {
-    /// The verifier's decision.
-    pub decision: Decision,
-    /// The verdict as text, or as JSON with `--json`.
-    pub output: String,
 }
 
 /// Runs the check.
@@ -134,22 +134,29 @@ pub struct Outcome {
 /// A file that cannot be read, or a model the claim does not describe.
 pub fn run(request: &Request) -> Result<Outcome> {
     let device = Device::flex();
-    let bundle = request.owner.as_deref().map(OwnerBundle::load).transpose()?;
+    let bundles = request.owners.iter().map(|(_, p)| OwnerBundle::load(p)).collect::<Result<Vec<_>, _>>()?;
     let reference = if is_pytorch(&request.model)? { Some(inspect_reference(&request.model)?) } else { None };
-    let arch = match (&reference, &bundle) {
+    let arch = match (&reference, bundles.first()) {
         (Some(info), _) => info.config.arch,
         (None, Some(bundle)) => bundle.model.arch,
         (None, None) => bail!("`{}` is a model record of this tool: pass the owner bundle that claims it with --owner PATH", request.model.display()),
     };
-    let inputs = Inputs { bundle, reference };
+    if bundles.len() > 1 {
+        anyhow::ensure!(reference.is_none(), "a dispute is settled on a model record of this tool; `{}` is a PyTorch checkpoint", request.model.display());
+        return match arch {
+            Arch::Alexnet => dispute::<AlexNet>(request, bundles, &device),
+            Arch::Resnet9 | Arch::Resnet18 => dispute::<ResNet>(request, bundles, &device),
+        };
+    }
+    let inputs = Inputs { bundle: bundles.into_iter().next(), reference };
     match arch {
         Arch::Alexnet => run_for::<AlexNet>(request, inputs, &device),
         Arch::Resnet9 | Arch::Resnet18 => run_for::<ResNet>(request, inputs, &device),
     }
 }
 
-fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Outcome> {
-    let loaded = load::<M>(request, inputs, device)?;
+/// The test split and the trigger set the request names, as loaders.
+fn data(request: &Request) -> Result<(Option<Loader>, Option<Loader>)> {
     let data = match request.data {
         Some(kind) => Some(Datasets::load(&DataSection::new(kind, request.data_root.clone(), &crate::project_root()), 0)?),
         None if request.trigger.is_some() => bail!("--trigger needs --data: the trigger images are read at the dataset's size and normalisation"),
@@ -160,8 +167,13 @@ fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result
         (Some(d), Some(dir)) => Some(d.loader_for(d.read_triggers(dir)?)?),
         _ => None,
     };
-    let test_batches = test.as_ref().map(Batches);
-    let trigger_batches = triggers.as_ref().map(Batches);
+    Ok((test, triggers))
+}
+
+fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result<Outcome> {
+    let loaded = load::<M>(request, inputs, device)?;
+    let (test, triggers) = data(request)?;
+    let (test_batches, trigger_batches) = (test.as_ref().map(Batches), triggers.as_ref().map(Batches));
     let evidence = Evidence {
         test: test_batches.as_ref().map(|b| b as &dyn LabelledBatches),
         triggers: trigger_batches.as_ref().map(|b| (b as &dyn LabelledBatches, loaded.config.num_classes)),
@@ -170,21 +182,22 @@ fn run_for<M: Net>(request: &Request, inputs: Inputs, device: &Device) -> Result
     };
     let claim = match &loaded.bundle {
         Some(bundle) => Claim::from(bundle),
-        None => Claim { layers: &loaded.signatures, passports: &[], weights_sha256: None },
+        None => Claim::new(&loaded.signatures),
     };
     let verdict = verify(&loaded.model, &claim, &evidence, &Thresholds::default())?;
+    let owned = verdict.decision == Decision::Owned;
     if request.json {
         let report = Report {
             model: &request.model,
-            owner: request.owner.as_deref(),
+            owner: request.owners.first().map(|(_, p)| p.as_path()),
             claim_source: loaded.claim_source,
             config: &loaded.config,
             scheme: loaded.scheme,
             verdict: &verdict,
         };
-        Ok(Outcome { decision: verdict.decision, output: format!("{}\n", serde_json::to_string_pretty(&report)?) })
+        Ok(Outcome { owned, output: format!("{}\n", serde_json::to_string_pretty(&report)?) })
     } else {
-        Ok(Outcome { decision: verdict.decision, output: text(request, &loaded, &verdict) })
+        Ok(Outcome { owned, output: text(request, &loaded, &verdict) })
     }
 }
 
@@ -199,7 +212,60 @@ fn text<M>(request: &Request, loaded: &Loaded<M>, verdict: &Verdict) -> String {
         c.num_classes,
         loaded.scheme,
         loaded.claim_source,
-        request.owner.as_ref().map_or(String::new(), |o| format!(" `{}`", o.display()))
+        request.owners.first().map_or(String::new(), |(_, o)| format!(" `{}`", o.display()))
     );
     header + &verdict_body(verdict)
+}
+
+/// The JSON report of a dispute.
+#[derive(Serialize)]
+struct DisputeReport<'a> {
+    model: &'a Path,
+    dispute: &'a Dispute,
+}
+
+fn dispute<M: Net>(request: &Request, bundles: Vec<OwnerBundle>, device: &Device) -> Result<Outcome> {
+    let receipts = request.receipts.iter().map(|p| Receipt::load(p)).collect::<Result<Vec<_>, _>>()?;
+    for (name, _) in &request.originals {
+        anyhow::ensure!(
+            request.owners.iter().any(|(n, _)| n == name),
+            "--original {name}=…: no claim is named `{name}`; name the claims with --owner NAME=PATH"
+        );
+    }
+    let claimants: Vec<Claimant> = request
+        .owners
+        .iter()
+        .zip(bundles)
+        .map(|((name, _), bundle)| Claimant {
+            name: name.clone(),
+            bundle,
+            original: request.originals.iter().find(|(n, _)| n == name).map(|(_, p)| p.clone()),
+        })
+        .collect();
+    let (test, _) = data(request)?;
+    let test_batches = test.as_ref().map(Batches);
+    let evidence = Evidence { test: test_batches.as_ref().map(|b| b as &dyn LabelledBatches), triggers: None, forged_draws: request.forged, seed: 0x5eed };
+    let d = settle::<M>(&request.model, &claimants, &receipts, &evidence, device)?;
+    let owned = d.supported.is_some();
+    let output = if request.json {
+        format!("{}\n", serde_json::to_string_pretty(&DisputeReport { model: &request.model, dispute: &d })?)
+    } else {
+        let mut out = format!(
+            "dispute: {}\nmodel:   {}\n\n{}\n",
+            d.supported.as_ref().map_or("no claim supported".into(), |n| format!("`{n}` supported")),
+            request.model.display(),
+            table(&d)
+        );
+        for (c, _) in &d.claims {
+            out += &format!("\n`{}`:\n", c.name);
+            for reason in c.verdict.iter().flat_map(|v| &v.reasons) {
+                out += &format!("- {reason}\n");
+            }
+            if let Some(diff) = &c.structure {
+                out += &format!("- the model is not the claimed architecture: {diff}\n");
+            }
+        }
+        out + &format!("\n{}\n", d.reasons.join("\n"))
+    };
+    Ok(Outcome { owned, output })
 }

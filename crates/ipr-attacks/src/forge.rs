@@ -62,10 +62,33 @@ pub struct Forger<'a, M> {
 /// # Errors
 /// A data error, or a pretrained model that does not fit.
 pub fn forge<M: Net>(model: &M, forger: &Forger<'_, M>, test: &Loader, signatures: &[LayerSignature], device: &Device) -> Result<Vec<ForgeRow>, AttackError> {
+    let mut rows = Vec::with_capacity(forger.draws);
+    for_each_forgery(model, forger, device, &mut |draw, forged| {
+        let accuracy = evaluate(&eval_form(forged, Route::Private), test, device)?.accuracy;
+        // The verifier's white-box check reads the forged γ once, for the detection and the decision.
+        let verdict = verify(forged, &Claim::new(signatures), &Evidence::default(), &Thresholds::default())?;
+        let (detection, owner_claim) = (verdict.signature.agreement, verdict.decision);
+        tracing::info!(draw, accuracy, detection, "forged passport draw");
+        rows.push(ForgeRow { draw, accuracy, detection, owner_claim });
+        Ok(true)
+    })?;
+    Ok(rows)
+}
+
+/// Calls `f(draw, model with forged passports)` for each of the forger's draws (from 1), in
+/// order, while it returns `true`: the models [`forge`] measures.
+///
+/// # Errors
+/// A data error, a pretrained model that does not fit, or `f`'s error.
+pub fn for_each_forgery<M: Net>(
+    model: &M,
+    forger: &Forger<'_, M>,
+    device: &Device,
+    f: &mut dyn FnMut(usize, &M) -> Result<bool, AttackError>,
+) -> Result<(), AttackError> {
     let Forger { source, pretrained, samples, draws, seed } = *forger;
     let model = model.valid();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut rows = Vec::with_capacity(draws);
     for draw in 1..=draws {
         let forged = match source {
             ForgeSource::Pretrained => {
@@ -80,13 +103,9 @@ pub fn forge<M: Net>(model: &M, forger: &Forger<'_, M>, test: &Loader, signature
             }
             ForgeSource::Noise => noise_passports(model.clone(), seed.wrapping_add(draw as u64), device),
         };
-        let accuracy = evaluate(&eval_form(&forged, Route::Private), test, device)?.accuracy;
-        // The verifier's white-box check reads the forged γ once, for the detection and the decision.
-        let claim = Claim { layers: signatures, passports: &[], weights_sha256: None };
-        let verdict = verify(&forged, &claim, &Evidence::default(), &Thresholds::default())?;
-        let (detection, owner_claim) = (verdict.signature.agreement, verdict.decision);
-        tracing::info!(draw, accuracy, detection, "forged passport draw");
-        rows.push(ForgeRow { draw, accuracy, detection, owner_claim });
+        if !f(draw, &forged)? {
+            break;
+        }
     }
-    Ok(rows)
+    Ok(())
 }

@@ -41,7 +41,7 @@ mod surgery;
 
 pub use finetune::{FinetuneMode, FinetuneProbe, finetune};
 pub use flip::{FlipRow, flip, flip_gammas};
-pub use forge::{ForgeRow, ForgeSource, Forger, forge};
+pub use forge::{ForgeRow, ForgeSource, Forger, for_each_forgery, forge};
 pub use optimise::{DISTANCE_WEIGHT, ForgeryObjective, PassportProbe, START_NOISE, optimise_passport, optimise_setup};
 pub use prune::{PruneRow, prune, prune_weights};
 pub use reverse::{SignatureProbe, reverse, reverse_setup};

@@ -72,7 +72,7 @@ pub fn flipped_signatures(owner: &[LayerSignature], flip: f64, seed: u64) -> Vec
                 .map(|(i, &b)| if chosen.contains(&(offset + i)) { -b } else { b })
                 .collect();
             offset += l.signature.len();
-            LayerSignature { path: l.path.clone(), signature: Signature { bits, text: None } }
+            LayerSignature { path: l.path.clone(), signature: Signature { bits, text: None, bound_from: None } }
         })
         .collect()
 }

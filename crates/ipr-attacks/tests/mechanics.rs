@@ -51,7 +51,7 @@ fn own_signs(model: &AlexNet) -> Vec<LayerSignature> {
         .into_iter()
         .filter_map(|(path, b)| {
             let g = values(b.passport_gamma_beta()?.0);
-            Some(LayerSignature { path, signature: Signature { bits: g.iter().map(|v| if *v >= 0.0 { 1 } else { -1 }).collect(), text: None } })
+            Some(LayerSignature { path, signature: Signature { bits: g.iter().map(|v| if *v >= 0.0 { 1 } else { -1 }).collect(), text: None, bound_from: None } })
         })
         .collect()
 }

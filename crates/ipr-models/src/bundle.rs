@@ -13,7 +13,8 @@ use burn::tensor::Distribution;
 use ipr_passport::{ConvBlock, Norm, Signature};
 use serde::{Deserialize, Serialize};
 
-use crate::{ModelError, Net, NetConfig, Scheme, StoreError, tensor_values, write_atomic};
+use crate::owner::Fields;
+use crate::{ClaimSignature, ModelError, Net, NetConfig, OwnerKey, Scheme, StoreError, tensor_values, write_atomic};
 
 /// Version of the bundle format.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -199,9 +200,14 @@ pub struct OwnerBundle {
     /// [`weights_digest`](crate::weights_digest) of the model the bundle belongs to: the
     /// distributed one (for V2/V3, the public model).
     pub weights_sha256: String,
-    /// The private passports (V2/V3); empty for V1, whose passports ship with the model.
+    /// The private passports (V2/V3); empty for V1, whose passports ship with the model (a
+    /// claim on a V1 model that names other passports than the model's carries them here).
     #[serde(default)]
     pub passports: Vec<LayerPassports>,
+    /// The owner's signature over [`OwnerBundle::commitment`], with the owner's public key;
+    /// `None` in bundles written without an owner key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ClaimSignature>,
 }
 
 /// A bundle that could not be written or read.
@@ -232,7 +238,60 @@ pub enum BundleError {
     },
 }
 
+/// Domain tag of [`OwnerBundle::commitment`].
+const CLAIM_DOMAIN: &[u8] = b"DeepIPR owner claim v1";
+
 impl OwnerBundle {
+    /// SHA-256 over the passports: every layer's path, shape, `P_β`, `P_γ` and private statistics.
+    pub fn passports_digest(&self) -> [u8; 32] {
+        let mut f = Fields::new(b"DeepIPR passports v1");
+        for p in &self.passports {
+            let shape: Vec<u8> = p.shape.iter().flat_map(|d| (*d as u64).to_le_bytes()).collect();
+            f.field(p.path.as_bytes()).field(&shape).floats(&p.key).floats(&p.skey).floats(&p.running_mean).floats(&p.running_var);
+        }
+        f.finish()
+    }
+
+    /// The canonical digest of the claim: scheme, architecture, every layer's path and signature
+    /// (bits, text, where the bound bits start), the passports' digest, the weights' digest at
+    /// publication, and the owner's public key and time (when signed). This is what the owner
+    /// signs and what a receipt commits to.
+    pub fn commitment(&self) -> [u8; 32] {
+        let mut f = Fields::new(CLAIM_DOMAIN);
+        f.field(self.scheme.name().as_bytes());
+        f.field(&serde_json::to_vec(&self.model).unwrap_or_default());
+        for l in &self.layers {
+            let bits: Vec<u8> = l.signature.bits.iter().map(|b| *b as u8).collect();
+            let from = l.signature.bound_from.map_or(u64::MAX, |b| b as u64);
+            f.field(l.path.as_bytes()).field(&bits).field(l.signature.text.as_deref().unwrap_or("").as_bytes()).field(&from.to_le_bytes());
+        }
+        f.field(&self.passports_digest()).field(self.weights_sha256.as_bytes());
+        match &self.owner {
+            Some(o) => f.field(&o.public_key.0).field(&o.created.to_le_bytes()),
+            None => f.field(b"").field(b""),
+        };
+        f.finish()
+    }
+
+    /// Signs the claim with `key` at time `created` (seconds since 1970).
+    pub fn sign(&mut self, key: &OwnerKey, created: u64) {
+        self.owner = Some(ClaimSignature { public_key: key.public(), created, signature: String::new() });
+        let signature = hex::encode(key.sign(&self.commitment()));
+        if let Some(o) = self.owner.as_mut() {
+            o.signature = signature;
+        }
+    }
+
+    /// Whether the owner's signature signs this claim (`None`: the bundle is not signed). Any
+    /// change to what the claim covers makes it invalid.
+    pub fn signature_valid(&self) -> Option<bool> {
+        let owner = self.owner.as_ref()?;
+        let Ok(signature) = hex::decode(&owner.signature) else {
+            return Some(false);
+        };
+        Some(owner.public_key.verifies(&self.commitment(), &signature))
+    }
+
     /// Writes the bundle atomically with mode `0600`; refuses an existing file unless `force`.
     ///
     /// # Errors
@@ -314,6 +373,7 @@ mod tests {
             }],
             weights_sha256: "00".into(),
             passports: vec![],
+            owner: None,
         }
     }
 
@@ -350,5 +410,42 @@ mod tests {
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(OwnerBundle::load(&path).unwrap(), bundle());
+    }
+
+    #[test]
+    fn a_signed_claim_breaks_at_any_changed_byte() {
+        let key = OwnerKey::from_seed(3);
+        let mut signed = bundle();
+        assert_eq!(signed.signature_valid(), None);
+        signed.sign(&key, 1_700_000_000);
+        assert_eq!(signed.signature_valid(), Some(true));
+        let json = serde_json::to_vec(&signed).unwrap();
+        let mut changed = 0;
+        // Every byte of the JSON that still parses as a bundle of this format: a changed claim
+        // fails its signature (bytes that change nothing it covers, like whitespace, are skipped).
+        for i in 0..json.len() {
+            let mut bytes = json.clone();
+            bytes[i] = if bytes[i] == b'1' { b'0' } else if bytes[i].is_ascii_digit() { b'1' } else { bytes[i] ^ 0x01 };
+            let Ok(other) = OwnerBundle::from_json(&bytes, Path::new("owner.json")) else { continue };
+            if other == signed {
+                continue;
+            }
+            changed += 1;
+            // Either the signature fails, or the change dropped the signature itself.
+            assert_ne!(other.signature_valid(), Some(true), "byte {i} changed the claim and kept its signature");
+        }
+        assert!(changed > 20, "{changed}");
+        // Another key's signature is not the owner's.
+        let mut forged = signed.clone();
+        forged.owner.as_mut().unwrap().public_key = OwnerKey::from_seed(4).public();
+        assert_eq!(forged.signature_valid(), Some(false));
+        // The receipt round trip: it commits to the claim, verifies, and reveals no bit.
+        let receipt = crate::Receipt::of(&signed).unwrap();
+        assert!(receipt.is_valid() && receipt.is_for(&signed));
+        let text = serde_json::to_string(&receipt).unwrap();
+        let back: crate::Receipt = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, receipt);
+        assert!(!back.is_for(&forged));
+        assert!(!text.contains("bits") && !text.contains("passports"), "{text}");
     }
 }

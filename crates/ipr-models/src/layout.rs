@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use ipr_passport::{Signature, SignatureSpec};
+use ipr_passport::{PassportValues, Signature, SignatureSpec};
 
-use crate::{ModelError, Net};
+use crate::{ModelError, Net, PublicKey, tensor_values};
 
 /// The passport layers of a model and their signature specs, keyed by block path.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19,6 +19,8 @@ pub struct Layout {
     source: String,
     /// Whether the passport layers are private (V2/V3) rather than public (V1).
     private: bool,
+    /// The owner whose key the signatures are bound to; `None`: unbound (random) signatures.
+    owner: Option<PublicKey>,
 }
 
 impl Layout {
@@ -39,13 +41,21 @@ impl Layout {
         })?;
         let mut layers = BTreeMap::new();
         flatten(&table, "", source_name, &mut layers)?;
-        Ok(Self { layers, source: source_name.into(), private: false })
+        Ok(Self { layers, source: source_name.into(), private: false, owner: None })
     }
 
     /// The same layout with private passport layers (schemes V2/V3: a public path beside the
     /// passport path) when `private`, public ones (V1) otherwise.
     pub fn with_private(mut self, private: bool) -> Self {
         self.private = private;
+        self
+    }
+
+    /// The same layout with its signatures bound to `owner` ([`Signature::bound`]): the bits
+    /// after a text are drawn from a hash of the owner's key, the layer and its passports.
+    /// `None` keeps them random (the reference's signatures).
+    pub fn with_owner(mut self, owner: Option<PublicKey>) -> Self {
+        self.owner = owner;
         self
     }
 
@@ -62,7 +72,7 @@ impl Layout {
 
     /// Builds a layout from `(path, spec)` pairs.
     pub fn from_entries(entries: impl IntoIterator<Item = (String, SignatureSpec)>) -> Self {
-        Self { layers: entries.into_iter().collect(), source: "layout".into(), private: false }
+        Self { layers: entries.into_iter().collect(), source: "layout".into(), private: false, owner: None }
     }
 
     /// Checks every path against the architecture's conv block paths.
@@ -96,7 +106,9 @@ impl Layout {
         self.layers.is_empty()
     }
 
-    /// Generates the signature of every passport layer of `net`, seeded per layer from `seed`.
+    /// Generates the signature of every passport layer of `net`: bound to the owner's key and
+    /// the layer's passports as they are now (with [`Layout::with_owner`]; so passports are
+    /// sampled first), else random bits seeded per layer from `seed`.
     ///
     /// # Errors
     /// A [`ModelError::Passport`] capacity error when a text is too long for its layer.
@@ -107,8 +119,17 @@ impl Layout {
             .enumerate()
             .map(|(i, (path, block))| {
                 let spec = &self.layers[&path];
-                let layer_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64);
-                let sig = Signature::generate(spec, block.out_channels(), &path, layer_seed)?;
+                let sig = match (&self.owner, &block.skey, &block.key) {
+                    (Some(owner), Some(skey), Some(key)) => {
+                        let shape: [usize; 4] = skey.val().dims();
+                        let (skey, key) = (tensor_values(skey.val()), tensor_values(key.val()));
+                        Signature::bound(spec, block.out_channels(), &path, &owner.0, PassportValues { shape, skey: &skey, key: &key })?
+                    }
+                    _ => {
+                        let layer_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64);
+                        Signature::generate(spec, block.out_channels(), &path, layer_seed)?
+                    }
+                };
                 Ok((path, sig))
             })
             .collect()

@@ -34,6 +34,7 @@ mod bundle;
 mod error;
 mod layout;
 mod net;
+mod owner;
 mod params;
 mod resnet;
 mod sampling;
@@ -45,11 +46,12 @@ pub use bundle::{BUNDLE_FORMAT, BundleError, LayerPassports, LayerSignature, Own
 pub use error::ModelError;
 pub use layout::Layout;
 pub use net::{Arch, Net, NetConfig, NetOutput};
+pub use owner::{ClaimSignature, OWNER_FORMAT, OwnerError, OwnerKey, PublicKey, Receipt, public_path};
 pub use blocks::{BlockSpec, block_specs};
 pub use params::{ParamMapper, ParamVisitor, map_params, param_paths, param_values, tensor_values, visit_params};
 pub use resnet::{BasicBlock, ResNet};
 pub use sampling::sample_passports;
 pub use scheme::Scheme;
 pub use store::{
-    StoreError, load_module, load_module_bytes, remove_stale_temporaries, save_module, save_module_with_mode, weights_digest, write_atomic,
+    StoreError, load_module, load_module_bytes, load_module_without, record_tensors, remove_stale_temporaries, save_module, save_module_with_mode, weights_digest, write_atomic,
 };

@@ -140,6 +140,33 @@ pub fn load_module_bytes<M: Module>(module: M, bytes: Vec<u8>, path: &Path) -> R
         .map_err(|e| StoreError::Mismatch { path: path.into(), message: brief(&e.to_string()) })
 }
 
+/// The name and shape of every tensor of a record, read from `path` (named in errors), without
+/// loading it into a model: what a verifier compares with the architecture a claim names.
+///
+/// # Errors
+/// [`StoreError::Io`] or [`StoreError::Corrupt`].
+pub fn record_tensors(path: &Path) -> Result<Vec<(String, Vec<usize>)>, StoreError> {
+    let bytes = fs::read(path).map_err(|cause| StoreError::Io { action: "read", path: path.into(), cause })?;
+    let tensors = Reader::from_bytes(Bytes::from_bytes_vec(bytes))
+        .and_then(Reader::into_tensors)
+        .map_err(|e| StoreError::Corrupt { path: path.into(), message: e.to_string() })?;
+    Ok(tensors.iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect())
+}
+
+/// [`load_module`] leaving out the record's tensors named in `extra` (tensors the module has no
+/// place for, such as an accessory block a verifier reports and does not read).
+///
+/// # Errors
+/// Those of [`load_module`].
+pub fn load_module_without<M: Module>(module: M, path: &Path, extra: &[String]) -> Result<M, StoreError> {
+    let bytes = fs::read(path).map_err(|cause| StoreError::Io { action: "read", path: path.into(), cause })?;
+    let corrupt = |e: String| StoreError::Corrupt { path: path.into(), message: e };
+    let tensors = Reader::from_bytes(Bytes::from_bytes_vec(bytes)).and_then(Reader::into_tensors).map_err(|e| corrupt(e.to_string()))?;
+    let kept: Vec<_> = tensors.into_iter().filter(|t| !extra.contains(&t.name)).collect();
+    let bytes = burn_pack::Writer::new(kept).into_bytes().map_err(|e| corrupt(e.to_string()))?;
+    load_module_bytes(module, bytes.to_vec(), path)
+}
+
 /// Checks that every tensor of a record holds `f32` values that fill its shape, as every record
 /// this crate writes does: burn applies a tensor of another element type, or one whose bytes
 /// do not fill its shape, with a panic.

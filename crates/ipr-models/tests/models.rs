@@ -186,6 +186,7 @@ fn private_bundle_json() -> serde_json::Value {
         layers: vec![],
         weights_sha256: String::new(),
         passports: LayerPassports::of(&model),
+        owner: None,
     };
     serde_json::to_value(&bundle).unwrap()
 }

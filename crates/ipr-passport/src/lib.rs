@@ -40,4 +40,4 @@ pub use error::PassportError;
 pub use loss::{GAMMA_DECAY, SIGN_MARGIN, sign_loss};
 pub use norm::{Norm, NormKind};
 pub use sampling::{KeyType, Selection, select_passport};
-pub use signature::{Signature, SignatureSpec, decode_text, detection_rate, matching_bits};
+pub use signature::{BOUND_DOMAIN, PassportValues, Signature, SignatureSpec, bound_bits, decode_text, detection_rate, matching_bits};

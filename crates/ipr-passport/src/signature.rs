@@ -1,9 +1,14 @@
 //! Signatures: the ±1 bits carried by the signs of a passport layer's scale γ.
 //!
 //! A text signature stores 8 bits per ASCII character, most significant bit first, with bit `1`
-//! encoded as +1 and `0` as -1; the channels after the text carry random bits.
+//! encoded as +1 and `0` as -1; the channels after the text carry random bits, or, in a *bound*
+//! signature, bits drawn from a hash of the owner's public key, the layer's path and its
+//! passports ([`bound_bits`]): a forger who changes the passports changes the bits they must
+//! match, so passports and signature cannot be chosen apart.
 
 use rand::{Rng, SeedableRng};
+use sha3::Shake256;
+use sha3::digest::{ExtendableOutput, Update, XofReader};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +30,49 @@ pub struct Signature {
     pub bits: Vec<i8>,
     /// The text encoded in the first `8·len` bits, when the signature is text.
     pub text: Option<String>,
+    /// For a bound signature, the first bound bit: the bits from here on are [`bound_bits`] of
+    /// the owner's key, the layer and its passports (after the text, if any). `None`: unbound
+    /// (random bits, as the reference and signatures made before binding have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_from: Option<usize>,
+}
+
+/// Domain tag of [`bound_bits`]: the hash of a bound signature is never the hash of anything else.
+pub const BOUND_DOMAIN: &[u8] = b"DeepIPR bound signature v1";
+
+/// The passports a bound signature is bound to: `[n, c, h, w]` and the values of `P_γ` (`skey`)
+/// and `P_β` (`key`), row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct PassportValues<'a> {
+    /// Shape of each passport.
+    pub shape: [usize; 4],
+    /// Scale passport `P_γ`.
+    pub skey: &'a [f32],
+    /// Bias passport `P_β`.
+    pub key: &'a [f32],
+}
+
+/// `channels` ±1 bits read from SHAKE-256 over [`BOUND_DOMAIN`] ‖ the owner's 32-byte public key
+/// ‖ the layer path ‖ the passports (shape as four little-endian `u64`, then `P_γ` and `P_β` as
+/// little-endian `f32`, every length prefixed as a little-endian `u64`). Bit `i` is bit
+/// `7 - i % 8` of output byte `i / 8`, `1` meaning +1.
+pub fn bound_bits(owner: &[u8; 32], layer: &str, passports: PassportValues<'_>, channels: usize) -> Vec<i8> {
+    let mut hasher = Shake256::default();
+    let mut field = |bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(BOUND_DOMAIN);
+    field(owner);
+    field(layer.as_bytes());
+    let shape: Vec<u8> = passports.shape.iter().flat_map(|d| (*d as u64).to_le_bytes()).collect();
+    field(&shape);
+    let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    field(&floats(passports.skey));
+    field(&floats(passports.key));
+    let mut bytes = vec![0u8; channels.div_ceil(8)];
+    hasher.finalize_xof().read(&mut bytes);
+    (0..channels).map(|i| if (bytes[i / 8] >> (7 - i % 8)) & 1 == 1 { 1 } else { -1 }).collect()
 }
 
 impl Signature {
@@ -66,7 +114,29 @@ impl Signature {
                 Some(text.clone())
             }
         };
-        Ok(Self { bits, text })
+        Ok(Self { bits, text, bound_from: None })
+    }
+
+    /// The signature `spec` asks for, bound to `owner` and the layer's `passports`: the text (if
+    /// any) in the first `8·len` bits, [`bound_bits`] in the rest.
+    ///
+    /// # Errors
+    /// Those of [`Signature::generate`] for the text.
+    pub fn bound(spec: &SignatureSpec, channels: usize, layer: &str, owner: &[u8; 32], passports: PassportValues<'_>) -> Result<Self, PassportError> {
+        let text = Self::generate(spec, channels, layer, 0)?;
+        let from = text.text.as_ref().map_or(0, |t| 8 * t.len());
+        let hashed = bound_bits(owner, layer, passports, channels);
+        let bits = text.bits[..from].iter().chain(&hashed[from..]).copied().collect();
+        Ok(Self { bits, text: text.text, bound_from: Some(from) })
+    }
+
+    /// Whether the bound bits are those of `owner` and `passports` (`None` for an unbound
+    /// signature): how many of the bound bits agree, out of how many.
+    pub fn binding(&self, owner: &[u8; 32], layer: &str, passports: PassportValues<'_>) -> Option<(usize, usize)> {
+        let from = self.bound_from?.min(self.bits.len());
+        let hashed = bound_bits(owner, layer, passports, self.bits.len());
+        let agree = self.bits[from..].iter().zip(&hashed[from..]).filter(|(a, b)| a == b).count();
+        Some((agree, self.bits.len() - from))
     }
 
     /// Number of bits (the layer's output channels).
@@ -155,9 +225,39 @@ mod tests {
     fn flipped_signs_lower_detection() {
         let sig = Signature::generate(&SignatureSpec::Random, 100, "x", 1).unwrap();
         let mut gamma = sig.as_f32();
+        assert_eq!(sig.bound_from, None);
         for g in gamma.iter_mut().take(25) {
             *g = -*g;
         }
         assert!((detection_rate(&gamma, &sig) - 0.75).abs() < 1e-6);
+    }
+
+    fn passports(values: &[f32]) -> PassportValues<'_> {
+        PassportValues { shape: [1, 2, 2, 2], skey: &values[..8], key: &values[8..] }
+    }
+
+    #[test]
+    fn bound_bits_follow_every_passport_value_the_key_and_the_layer() {
+        let values: Vec<f32> = (0..16).map(|i| i as f32 * 0.25 - 1.0).collect();
+        let owner = [7u8; 32];
+        let sig = Signature::bound(&SignatureSpec::Text("A".into()), 64, "4", &owner, passports(&values)).unwrap();
+        assert_eq!((sig.bound_from, sig.text.as_deref()), (Some(8), Some("A")));
+        assert_eq!(&sig.bits[..8], &[-1, 1, -1, -1, -1, -1, -1, 1], "'A' = 0100_0001");
+        assert_eq!(sig.binding(&owner, "4", passports(&values)), Some((56, 56)));
+        // One passport value changed by one ulp: other bits.
+        for i in [0, 15] {
+            let mut changed = values.clone();
+            changed[i] = f32::from_bits(changed[i].to_bits() + 1);
+            let (agree, total) = sig.binding(&owner, "4", passports(&changed)).unwrap();
+            assert!(agree < total && agree > 10, "value {i}: {agree}/{total}");
+        }
+        let (agree, _) = sig.binding(&[8u8; 32], "4", passports(&values)).unwrap();
+        assert!(agree < 56, "another key");
+        let (agree, _) = sig.binding(&owner, "5", passports(&values)).unwrap();
+        assert!(agree < 56, "another layer");
+        let bits = bound_bits(&owner, "4", passports(&values), 512);
+        let ones = bits.iter().filter(|&&b| b == 1).count();
+        assert!((200..312).contains(&ones), "{ones}");
+        assert_eq!(Signature::generate(&SignatureSpec::Random, 8, "x", 1).unwrap().binding(&owner, "4", passports(&values)), None);
     }
 }

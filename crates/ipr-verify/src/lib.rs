@@ -28,8 +28,8 @@
 //! // The owner's claimed signature: here, the signs the layer actually carries.
 //! let gamma = model.blocks()[2].1.gamma().unwrap().into_data().try_to_vec::<f32>().unwrap();
 //! let bits = gamma.iter().map(|&g| if g > 0.0 { 1 } else { -1 }).collect();
-//! let layers = vec![LayerSignature { path: "4".into(), signature: Signature { bits, text: None } }];
-//! let claim = Claim { layers: &layers, passports: &[], weights_sha256: None };
+//! let layers = vec![LayerSignature { path: "4".into(), signature: Signature { bits, text: None, bound_from: None } }];
+//! let claim = Claim::new(&layers);
 //!
 //! let verdict = verify(&model, &claim, &Evidence::default(), &Thresholds::default()).unwrap();
 //! assert_eq!(verdict.decision, Decision::Owned);
@@ -38,13 +38,15 @@
 //! ```
 #![deny(missing_docs)]
 
+mod dispute;
 mod reference;
 mod stats;
 mod verdict;
 
+pub use dispute::{ClaimEvidence, Dispute, OnOriginal, Registration, Status, StructureDiff, resolve, structure_diff};
 pub use reference::{ReferenceError, ReferenceInfo, inspect_reference, load_reference};
 pub use stats::log10_binomial_tail;
-pub use verdict::{BatchError, BlackBox, Claim, Decision, Evidence, Fidelity, LabelledBatches, Thresholds, Verdict, VerifyError, correct_count, verify};
+pub use verdict::{BatchError, Binding, BlackBox, Claim, ClaimCheck, Decision, Evidence, Fidelity, LabelledBatches, Thresholds, Verdict, VerifyError, correct_count, verify};
 
 use ipr_models::{LayerPassports, LayerSignature, Net, tensor_values as values};
 use ipr_passport::{decode_text, matching_bits};
@@ -102,23 +104,26 @@ pub fn check_signatures<M: Net>(model: &M, claim: &[LayerSignature]) -> Signatur
     })
 }
 
+/// `γ = mean conv(P_γ; W)` of the layer at `path`: the passports of `passports` for that layer
+/// through its conv weights in `model`; empty when the model lacks the layer or the passports do
+/// not fit it.
+pub fn passport_gamma<M: Net>(model: &M, passports: &[LayerPassports], path: &str) -> Vec<f32> {
+    let device = model.devices().first().cloned().unwrap_or_else(burn::prelude::Device::flex);
+    let blocks = model.blocks();
+    let block = blocks.iter().find(|(p, _)| p == path).map(|(_, b)| *b);
+    let passport = passports.iter().find(|p| p.path == path);
+    match (block, passport.and_then(|p| p.tensors(&device))) {
+        (Some(block), Some((_, skey))) if skey.dims()[1] == block.in_channels() => values(block.passport_affine(skey)),
+        _ => Vec::new(),
+    }
+}
+
 /// Computes `γ = mean conv(P_γ; W)` of every claimed layer from the owner's passports and the
 /// layer's conv weights in `model` (any form: the public model of a private scheme included)
 /// and compares its signs with the claim. A claimed layer without passports, or one the model
 /// lacks or whose passports do not fit it, matches no bits.
 pub fn check_passports<M: Net>(model: &M, passports: &[LayerPassports], claim: &[LayerSignature]) -> SignatureReport {
-    let blocks = model.blocks();
-    let device = model.devices().first().cloned().unwrap_or_else(burn::prelude::Device::flex);
-    report(claim, |path| {
-        let block = blocks.iter().find(|(p, _)| p == path).map(|(_, b)| *b);
-        let passport = passports.iter().find(|p| p.path == path);
-        match (block, passport.and_then(|p| p.tensors(&device))) {
-            (Some(block), Some((_, skey))) if skey.dims()[1] == block.in_channels() => {
-                values(block.passport_affine(skey))
-            }
-            _ => Vec::new(),
-        }
-    })
+    report(claim, |path| passport_gamma(model, passports, path))
 }
 
 fn report(claim: &[LayerSignature], mut gamma_of: impl FnMut(&str) -> Vec<f32>) -> SignatureReport {

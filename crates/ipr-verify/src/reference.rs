@@ -416,7 +416,7 @@ pub fn inspect_reference(path: &Path) -> Result<ReferenceInfo, ReferenceError> {
         }
         let bits = b.iter().map(|&v| if v < 0.0 { -1 } else { 1 }).collect();
         passport_paths.push(path.clone());
-        signatures.push(LayerSignature { path: path.clone(), signature: Signature { bits, text: None } });
+        signatures.push(LayerSignature { path: path.clone(), signature: Signature { bits, text: None, bound_from: None } });
     }
     let scheme = match (v1, v2) {
         (Some(v1), Some(v2)) => return Err(ReferenceError::MixedSchemes { file: sd.file, v1, v2 }),

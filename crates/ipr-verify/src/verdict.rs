@@ -2,8 +2,8 @@
 //! decision from documented thresholds.
 
 use burn::prelude::*;
-use ipr_models::{LayerPassports, LayerSignature, Net, OwnerBundle, noise_passports, restore_private, weights_digest};
-use ipr_passport::Route;
+use ipr_models::{ClaimSignature, LayerPassports, LayerSignature, Net, OwnerBundle, noise_passports, restore_private, weights_digest};
+use ipr_passport::{PassportValues, Route};
 use serde::{Deserialize, Serialize};
 
 use crate::{SignatureReport, check_passports, check_signatures, log10_binomial_tail};
@@ -13,17 +13,109 @@ use crate::{SignatureReport, check_passports, check_signatures, log10_binomial_t
 pub struct Claim<'a> {
     /// The signature of every passport layer.
     pub layers: &'a [LayerSignature],
-    /// The private passports (V2/V3); empty when the passports are in the model (V1, or a
-    /// reference checkpoint that holds them).
+    /// The claimed passports: the private ones (V2/V3), or a V1 claim's own; empty when the
+    /// passports are the model's (a V1 model, or a reference checkpoint that holds them).
     pub passports: &'a [LayerPassports],
     /// The digest of the weights the claim was made for, if known.
     pub weights_sha256: Option<&'a str>,
+    /// The claimant's key and signature, for a signed claim.
+    pub owner: Option<&'a ClaimSignature>,
+    /// Whether the claimant's signature signs the claim (`None`: unsigned).
+    pub signed: Option<bool>,
+}
+
+impl<'a> Claim<'a> {
+    /// A claim of these signatures alone: the passports are the model's, nothing else is known.
+    pub fn new(layers: &'a [LayerSignature]) -> Self {
+        Self { layers, passports: &[], weights_sha256: None, owner: None, signed: None }
+    }
 }
 
 impl<'a> From<&'a OwnerBundle> for Claim<'a> {
     fn from(bundle: &'a OwnerBundle) -> Self {
-        Self { layers: &bundle.layers, passports: &bundle.passports, weights_sha256: Some(&bundle.weights_sha256) }
+        Self {
+            layers: &bundle.layers,
+            passports: &bundle.passports,
+            weights_sha256: Some(&bundle.weights_sha256),
+            owner: bundle.owner.as_ref(),
+            signed: bundle.signature_valid(),
+        }
     }
+}
+
+/// Whether a claim's bound bits are the hash of its key and passports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "binding")]
+pub enum Binding {
+    /// No claimed layer has bound bits (random or reference signatures).
+    Unbound,
+    /// Bits are declared bound, but the claim names no key to check them with.
+    NoKey {
+        /// Bits declared bound.
+        bits: usize,
+    },
+    /// Every bound bit is the hash of the claimant's key and the claimed passports.
+    Holds {
+        /// Bound bits.
+        bits: usize,
+    },
+    /// Some bound bits are not: the signature was not made from these passports and this key.
+    Fails {
+        /// Bound bits.
+        bits: usize,
+        /// Of those, the ones equal to the hash.
+        agree: usize,
+        /// The layers that fail.
+        layers: Vec<String>,
+    },
+}
+
+/// Whether a claim is signed, and by whom.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "signature")]
+pub enum ClaimCheck {
+    /// No claimant signature.
+    Unsigned,
+    /// Signed by this key, and the signature verifies.
+    Valid {
+        /// The claimant's public key (hex).
+        key: String,
+    },
+    /// The signature does not verify: the claim was changed after it was signed, or signed by
+    /// another key than it names.
+    Invalid {
+        /// The key the claim names (hex).
+        key: String,
+    },
+}
+
+/// The binding of every claimed layer: its bound bits against the hash of the claim's key and
+/// passports (the claim's, else the model's).
+fn binding<M: Net>(model: &M, claim: &Claim<'_>) -> Binding {
+    let bound: Vec<&LayerSignature> = claim.layers.iter().filter(|l| l.signature.bound_from.is_some()).collect();
+    let bits: usize = bound.iter().map(|l| l.signature.len() - l.signature.bound_from.unwrap_or(0).min(l.signature.len())).sum();
+    if bound.is_empty() {
+        return Binding::Unbound;
+    }
+    let Some(owner) = claim.owner else {
+        return Binding::NoKey { bits };
+    };
+    let own = if claim.passports.is_empty() { LayerPassports::of(model) } else { Vec::new() };
+    let passports = if claim.passports.is_empty() { own.as_slice() } else { claim.passports };
+    let (mut agree, mut failing) = (0, Vec::new());
+    for layer in bound {
+        let n = layer.signature.len() - layer.signature.bound_from.unwrap_or(0).min(layer.signature.len());
+        let checked = passports.iter().find(|p| p.path == layer.path).and_then(|p| {
+            p.check().ok()?;
+            layer.signature.binding(&owner.public_key.0, &layer.path, PassportValues { shape: p.shape, skey: &p.skey, key: &p.key })
+        });
+        let ok = checked.unwrap_or((0, n));
+        agree += ok.0;
+        if ok.0 != ok.1 {
+            failing.push(layer.path.clone());
+        }
+    }
+    if failing.is_empty() { Binding::Holds { bits } } else { Binding::Fails { bits, agree, layers: failing } }
 }
 
 /// Labelled images for the fidelity and black-box checks: the verifier reads batches through
@@ -129,10 +221,24 @@ pub struct Verdict {
     pub fidelity: Option<Fidelity>,
     /// Black-box evidence, when a trigger set was supplied.
     pub black_box: Option<BlackBox>,
+    /// Whether the claim's bound bits are the hash of its key and passports.
+    #[serde(default = "unbound")]
+    pub binding: Binding,
+    /// Whether the claim is signed, and whether the signature verifies.
+    #[serde(default = "unsigned")]
+    pub claim_signature: ClaimCheck,
     /// The thresholds applied.
     pub thresholds: Thresholds,
     /// Why, in sentences.
     pub reasons: Vec<String>,
+}
+
+fn unbound() -> Binding {
+    Binding::Unbound
+}
+
+fn unsigned() -> ClaimCheck {
+    ClaimCheck::Unsigned
 }
 
 /// What a verification is given besides the model and the claim.
@@ -171,6 +277,23 @@ fn rate((correct, count): (usize, usize)) -> f64 {
     correct as f64 / count.max(1) as f64
 }
 
+/// `model` (holding passport layers) with the passports of `claimed` in place of its own, where
+/// the claim names any.
+fn with_passports<M: Net>(model: M, claimed: &[LayerPassports]) -> Result<M, String> {
+    if claimed.is_empty() {
+        return Ok(model);
+    }
+    let device = model.devices().first().cloned().unwrap_or_else(Device::flex);
+    model
+        .try_map_blocks(&mut |path, block| match claimed.iter().find(|p| p.path == path) {
+            Some(p) if block.is_passport() => {
+                let (key, skey) = p.tensors(&device).ok_or_else(|| format!("the claimed passports of layer `{path}` are damaged"))?;
+                block.with_passports(path, key, skey).map_err(|e| e.to_string())
+            }
+            _ => Ok(block),
+        })
+}
+
 /// Verifies `claim` against `model`: a V1 model (its passports inside), a V2/V3 public model
 /// (the passports from the claim), or a model that holds private passports itself.
 ///
@@ -186,6 +309,12 @@ fn rate((correct, count): (usize, usize)) -> f64 {
 pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thresholds: &Thresholds) -> Result<Verdict, VerifyError> {
     let model = model.valid();
     let device = model.devices().first().cloned().unwrap_or_else(Device::flex);
+    let binding = binding(&model, claim);
+    let claim_signature = match (claim.owner, claim.signed) {
+        (Some(o), Some(true)) => ClaimCheck::Valid { key: o.public_key.hex() },
+        (Some(o), _) => ClaimCheck::Invalid { key: o.public_key.hex() },
+        (None, _) => ClaimCheck::Unsigned,
+    };
     let signature = if claim.passports.is_empty() {
         check_signatures(&model, claim.layers)
     } else {
@@ -206,11 +335,29 @@ pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thr
         None => {}
     }
 
-    // The owner's genuine model: the model itself when it holds passports, else the public
-    // model with the claimed private passports restored.
+    match &claim_signature {
+        ClaimCheck::Valid { key } => reasons.push(format!("the claim is signed by key {} and the signature verifies", &key[..16])),
+        ClaimCheck::Invalid { key } => reasons.push(format!(
+            "the claim's signature does not verify under the key it names ({}): the claim was changed after it was signed",
+            &key[..16]
+        )),
+        ClaimCheck::Unsigned => {}
+    }
+    match &binding {
+        Binding::Unbound => reasons.push("the signature is unbound (random bits): nothing ties it to the claimed passports".into()),
+        Binding::NoKey { bits } => reasons.push(format!("{bits} bits are declared bound, but the claim names no key to check them")),
+        Binding::Holds { bits } => reasons.push(format!("all {bits} bound bits are the hash of the claimant's key and the claimed passports")),
+        Binding::Fails { bits, agree, layers } => reasons.push(format!(
+            "only {agree} of {bits} bound bits are the hash of the claimant's key and the claimed passports (layers {}): the signature was not made from these passports and this key",
+            layers.join(", ")
+        )),
+    }
+    // The owner's genuine model: the model itself when it holds passports (with the claimed
+    // ones in place when the claim names its own), else the public model with the claimed
+    // private passports restored.
     let genuine = match evidence.test {
         None => Ok(None),
-        Some(_) if model.blocks().iter().any(|(_, b)| b.is_passport()) => Ok(Some(model.clone())),
+        Some(_) if model.blocks().iter().any(|(_, b)| b.is_passport()) => with_passports(model.clone(), claim.passports).map(Some),
         Some(_) if claim.passports.is_empty() => Err("neither the model nor the claim holds passports".to_string()),
         Some(_) => restore_private(model.clone(), claim.passports).map(Some).map_err(|e| e.to_string()),
     };
@@ -273,13 +420,22 @@ pub fn verify<M: Net>(model: &M, claim: &Claim<'_>, evidence: &Evidence<'_>, thr
         || black_box.as_ref().is_some_and(|b| b.log10_false_claim <= thresholds.owned_log10_p);
     let chance = white > thresholds.chance_log10_p
         && black_box.as_ref().is_none_or(|b| b.log10_false_claim > thresholds.chance_log10_p);
-    let fidelity_holds = fidelity.as_ref().is_none_or(|f| f.holds);
-    let decision = if conclusive && fidelity_holds {
+    // Fidelity is what the claimed model owes: a modified copy (fine-tuned, pruned, given
+    // accessory blocks) keeps the owner's signature in its conv weights while its statistics
+    // and scales move, so there it is reported, and the white-box evidence decides.
+    let modified = weights_match == Some(false);
+    let fidelity_holds = fidelity.as_ref().is_none_or(|f| f.holds) || modified;
+    if modified && fidelity.as_ref().is_some_and(|f| !f.holds) {
+        reasons.push("the weights differ from the claim's, so fidelity is reported and not required: the signature in the conv weights decides".into());
+    }
+    // A claim changed after signing, or whose bound bits are not its own, proves nothing.
+    let sound = !matches!(claim_signature, ClaimCheck::Invalid { .. }) && !matches!(binding, Binding::Fails { .. });
+    let decision = if conclusive && fidelity_holds && sound {
         Decision::Owned
     } else if chance {
         Decision::NotOwned
     } else {
         Decision::Inconclusive
     };
-    Ok(Verdict { decision, signature, weights_match, fidelity, black_box, thresholds: thresholds.clone(), reasons })
+    Ok(Verdict { decision, signature, weights_match, fidelity, black_box, binding, claim_signature, thresholds: thresholds.clone(), reasons })
 }

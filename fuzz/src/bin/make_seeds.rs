@@ -95,6 +95,7 @@ fn models(dir: &Path) -> Result<()> {
         layers: layers.clone(),
         weights_sha256: weights,
         passports,
+        owner: None,
     };
     let v1_bundle = bundle(Scheme::V1, weights_digest(&v1), vec![]);
     let v2_bundle = bundle(Scheme::V2, weights_digest(&public), LayerPassports::of(&private));

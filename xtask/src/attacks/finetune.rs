@@ -98,7 +98,8 @@ impl AttackKind for Finetune {
             pct(before)
         );
         report += &s.training_report("Transfer learning", &out.history, &|r| r.test_acc, &columns);
-        let verdict = owner.verdict(&out.model.valid())?;
+        let model = out.model.valid();
+        let verdict = owner.verdict(&model)?;
         report += &format!("\nVerdict on the owner's claim against the fine-tuned model: {}.\n", verdict_text(&verdict));
         let end = last(&out.probes)?;
         let after = out.history.last().map_or(f64::NAN, |r| r.test_acc);
@@ -107,6 +108,7 @@ impl AttackKind for Finetune {
             summary: json!({ "mode": mode, "target": what, "history": out.history, "probes": out.probes, "verdict": verdict }),
             report,
             line: AttackLine::new(before, after, end.passport_detection, &verdict, note),
+            dispute: Some(s.thief_dispute(&model, 0xf1e7)?),
         })
     }
 }

@@ -65,6 +65,7 @@ impl AttackKind for Flip {
             summary: json!({ "rows": rows, "verdict_at": at.fraction, "verdict": verdict }),
             report,
             line: AttackLine::new(before, at.accuracy, at.detection, &verdict, format!("{:.0}% of γ signs flipped", 100.0 * at.fraction)),
+            dispute: Some(s.thief_dispute(&flip_gammas(owner.model.clone(), at.fraction, seed), 0xf119)?),
         })
     }
 }

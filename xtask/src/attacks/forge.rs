@@ -1,9 +1,9 @@
 //! `attack = "forge"`: ambiguity attack 1, forged passports (from images through a public
 //! pretrained model, or noise) in place of the genuine ones, `draws` times.
 
-use anyhow::{Result, bail};
-use ipr_attacks::{ForgeRow, ForgeSource, Forger, forge};
-use ipr_models::Net;
+use anyhow::{Context, Result, bail};
+use ipr_attacks::{ForgeRow, ForgeSource, Forger, for_each_forgery, forge};
+use ipr_models::{LayerPassports, Net};
 use ipr_passport::Route;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,6 +37,23 @@ pub struct Keys {
     source: Option<ForgeSource>,
     /// The train stage whose model forged passports pass through.
     pretrained: Option<String>,
+}
+
+impl Forge {
+    /// The forger's claim under its own key: the passports of its first draw and their bound
+    /// signature, on the owner's published model.
+    fn dispute<M: Net>(&self, s: &Session<'_, M>, forger: &Forger<'_, M>) -> Result<super::Settled> {
+        let mut forged = None;
+        for_each_forgery(&s.owner.model, forger, &s.ctx.device, &mut |_, m| {
+            forged = Some(LayerPassports::of(m));
+            Ok(false)
+        })?;
+        let passports = forged.context("the forger made no draw")?;
+        let key = s.attacker_key(0xf04e);
+        let published = s.published();
+        let claim = s.attacker_claim(&published, s.bound_signatures(&passports, &key), passports, &key);
+        s.dispute(&published, &claim)
+    }
 }
 
 impl AttackKind for Forge {
@@ -87,6 +104,7 @@ impl AttackKind for Forge {
             summary: json!({ "source": source, "genuine_test_acc": genuine, "forged": rows, "mean_acc": acc, "min_acc": min, "max_acc": max }),
             report,
             line: AttackLine { verdict, ..AttackLine::new(genuine, acc, det, &owner.verdict(&owner.model)?, note) },
+            dispute: Some(self.dispute(s, &forger)?),
         })
     }
 }

@@ -12,15 +12,17 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ipr_attacks::{AttackError, flipped_signatures};
 use ipr_data::Loader;
-use ipr_models::{LayerPassports, LayerSignature, Net, OwnerBundle, write_atomic};
+use ipr_models::{LayerPassports, LayerSignature, Net, OwnerBundle, OwnerKey, Receipt, write_atomic};
+use ipr_passport::PassportValues;
 use ipr_passport::Route;
 use ipr_schemes::{EpochRow, Run, TrainConfig, TrainData, TrainOutcome, eval_form, evaluate};
-use ipr_verify::{Claim, Evidence, Thresholds, Verdict, verify};
+use ipr_verify::{Claim, Evidence, LabelledBatches, Status, Thresholds, Verdict, verify};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::{Ctx, owner_bundle, rebuild, write_json};
-use crate::data::Datasets;
+use crate::data::{Batches, Datasets};
+use crate::dispute::{Claimant, settle, table as dispute_table};
 use crate::keys::{Table, fields_of, typed};
 use crate::plot::{Series, curves};
 use crate::report::{MdTable, pct};
@@ -96,6 +98,10 @@ pub struct AttackLine {
     pub verdict: String,
     /// What the numbers are, in a few words.
     pub note: String,
+    /// The dispute between the owner's claim and the attacker's, when the attack makes one: who
+    /// is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<String>,
 }
 
 impl AttackLine {
@@ -113,6 +119,8 @@ pub struct Outcome {
     pub report: String,
     /// Its line of the summary table.
     pub line: AttackLine,
+    /// The dispute between the owner and the attacker it made, if any.
+    pub dispute: Option<Settled>,
 }
 
 /// The owner's side of an attack: the trained model, its bundle and genuine passports.
@@ -142,15 +150,10 @@ impl<M: Net> Owner<M> {
     }
 
     /// The verifier's white-box verdict on the owner's claim against `attacked`: γ from the
-    /// owner's passports through the attacked weights (the passports inside a model that still
-    /// holds passport layers).
+    /// owner's passports through the attacked weights, whatever passports the attacked model
+    /// itself carries.
     pub fn verdict(&self, attacked: &M) -> Result<Verdict> {
-        let holds_passports = attacked.blocks().iter().any(|(_, b)| b.is_passport());
-        let claim = Claim {
-            layers: &self.bundle.layers,
-            passports: if holds_passports { &[] } else { &self.passports },
-            weights_sha256: Some(&self.bundle.weights_sha256),
-        };
+        let claim = Claim { passports: &self.passports, ..Claim::from(&self.bundle) };
         Ok(verify(attacked, &claim, &Evidence::default(), &Thresholds::default())?)
     }
 }
@@ -246,6 +249,149 @@ pub fn paper_training() -> toml::Table {
     t
 }
 
+/// One row of a dispute table: a claimant of a scenario and what the dispute concluded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DisputeRow {
+    /// The scenario (the attack stage).
+    pub scenario: String,
+    /// Who claims.
+    pub claimant: String,
+    /// `supported`, `derived`, `rejected` or `ambiguous`.
+    pub verdict: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A dispute an attack stage settled: its report section and its summary (its rows are in
+/// `dispute.json`).
+pub struct Settled {
+    /// The Markdown section.
+    pub report: String,
+    /// The dispute as JSON.
+    pub summary: serde_json::Value,
+    /// Who is supported, in a few words.
+    pub line: String,
+}
+
+impl<M: Net> Session<'_, M> {
+    /// A simulated attacker's key, its own per stage: `salt` keeps attackers apart.
+    pub fn attacker_key(&self, salt: u64) -> OwnerKey {
+        OwnerKey::from_seed(self.ctx.seed ^ salt ^ 0xa77a_c4e5)
+    }
+
+    /// The owner's model as the owner distributes it: the V1 model, or the V2/V3 public model.
+    pub fn published(&self) -> M {
+        let model = self.owner.model.clone();
+        if self.owner.bundle.scheme.is_private() { model.fold_route(Route::Public) } else { model }
+    }
+
+    /// Passports of the attacker's own, shaped as the owner's: `U(-1, 1)` noise drawn from
+    /// `salt`, with neutral private statistics for a private layer.
+    pub fn own_passports(&self, salt: u64) -> Vec<LayerPassports> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.ctx.seed ^ salt);
+        self.owner
+            .passports
+            .iter()
+            .map(|p| {
+                let n: usize = p.shape.iter().product();
+                let mut noise = || (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
+                let (key, skey) = (noise(), noise());
+                let c = p.running_mean.len();
+                LayerPassports { path: p.path.clone(), shape: p.shape, key, skey, running_mean: vec![0.0; c], running_var: vec![1.0; c] }
+            })
+            .collect()
+    }
+
+    /// The attacker's claim on `model`, the owner's architecture: `layers` and `passports`,
+    /// signed with `key`, dated a day before the owner's claim (an attacker states whatever
+    /// time suits it).
+    pub fn attacker_claim(&self, model: &M, layers: Vec<LayerSignature>, passports: Vec<LayerPassports>, key: &OwnerKey) -> OwnerBundle {
+        let owner = &self.owner.bundle;
+        let mut claim = OwnerBundle {
+            format: owner.format,
+            scheme: owner.scheme,
+            model: owner.model.clone(),
+            layers,
+            weights_sha256: ipr_models::weights_digest(model),
+            passports,
+            owner: None,
+        };
+        let created = owner.owner.as_ref().map_or(0, |o| o.created).saturating_sub(86_400);
+        claim.sign(key, created);
+        claim
+    }
+
+    /// Bound signatures of `passports` under `key`, shaped like the owner's layers: what an
+    /// attacker following the protocol under its own key claims.
+    pub fn bound_signatures(&self, passports: &[LayerPassports], key: &OwnerKey) -> Vec<LayerSignature> {
+        self.owner
+            .signatures()
+            .iter()
+            .filter_map(|l| {
+                let p = passports.iter().find(|p| p.path == l.path)?;
+                let values = PassportValues { shape: p.shape, skey: &p.skey, key: &p.key };
+                let spec = ipr_passport::SignatureSpec::Random;
+                let signature = ipr_passport::Signature::bound(&spec, l.signature.len(), &l.path, &key.public().0, values).ok()?;
+                Some(LayerSignature { path: l.path.clone(), signature })
+            })
+            .collect()
+    }
+
+    /// The dispute over `model`, a copy the attacker took and changed, with the attacker
+    /// claiming it under its own key with passports of its own and their bound signature.
+    pub fn thief_dispute(&self, model: &M, salt: u64) -> Result<Settled> {
+        let key = self.attacker_key(salt);
+        let passports = self.own_passports(salt);
+        let claim = self.attacker_claim(model, self.bound_signatures(&passports, &key), passports, &key);
+        self.dispute(model, &claim)
+    }
+
+    /// Settles the dispute over `disputed` (the model the attacker publishes, written to
+    /// `disputed.bpk`) between the owner's claim and `attacker`'s (written to `attacker.json`,
+    /// mode 0600, with its receipt): each checked against the model, with the test split, the
+    /// receipts, and each side's original (the owner's distributed model, the attacker's
+    /// published one).
+    pub fn dispute(&self, disputed: &M, attacker: &OwnerBundle) -> Result<Settled> {
+        let disputed_path = self.dir.join("disputed.bpk");
+        ipr_models::save_module(disputed, &disputed_path)?;
+        attacker.save(&self.dir.join("attacker.json"), true)?;
+        write_json(&self.dir.join("attacker_receipt.json"), &Receipt::of(attacker)?)?;
+        let src = self.ctx.stage_dir(&self.owner.stage);
+        let owner_original = src.join(if self.owner.bundle.scheme.is_private() { "public.bpk" } else { "model.bpk" });
+        let claimants = [
+            Claimant { name: "owner".into(), bundle: self.owner.bundle.clone(), original: Some(owner_original) },
+            Claimant { name: "attacker".into(), bundle: attacker.clone(), original: Some(disputed_path.clone()) },
+        ];
+        let receipts = [Receipt::load(&src.join("receipt.json"))?, Receipt::of(attacker)?];
+        let batches = Batches(&self.test);
+        let evidence = Evidence { test: Some(&batches as &dyn LabelledBatches), triggers: None, forged_draws: 1, seed: self.ctx.seed };
+        let d = settle::<M>(&disputed_path, &claimants, &receipts, &evidence, &self.ctx.device)?;
+        let rows: Vec<DisputeRow> = d
+            .claims
+            .iter()
+            .map(|(c, status)| {
+                let (verdict, reason) = match status {
+                    Status::Supported => ("supported", d.reasons.first().cloned().unwrap_or_default()),
+                    Status::Ambiguous => ("ambiguous", d.reasons.first().cloned().unwrap_or_default()),
+                    Status::Derived { why } => ("derived", why.clone()),
+                    Status::Rejected { why } => ("rejected", why.clone()),
+                };
+                DisputeRow { scenario: self.stage.to_string(), claimant: c.name.clone(), verdict: verdict.into(), reason }
+            })
+            .collect();
+        let line = d.supported.as_ref().map_or("no claim supported".into(), |n| format!("{n} supported"));
+        let report = format!("
+### Dispute: the owner's claim against the attacker's
+
+{}
+{}
+", dispute_table(&d), d.reasons.join(" "));
+        write_json(&self.dir.join("dispute.json"), &rows)?;
+        Ok(Settled { report, summary: serde_json::to_value(&d)?, line })
+    }
+}
+
 /// The row closest to `x` of rows keyed by `key`.
 pub fn nearest<T>(rows: &[T], x: f64, key: impl Fn(&T) -> f64) -> Option<&T> {
     rows.iter().min_by(|a, b| (key(a) - x).abs().total_cmp(&(key(b) - x).abs()))
@@ -260,19 +406,25 @@ pub fn last<T: Clone>(probes: &[T]) -> Result<T> {
 /// stage's headline.
 pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, from: &str, attack: &Attack, dir: &Path) -> Result<String> {
     let session = Session { ctx, stage: name, dir, owner: Owner::<M>::load(ctx, from)?, test: ctx.data.test_loader()? };
-    let outcome = attack.run(&session)?;
-    let line = AttackLine { stage: name.into(), attack: attack.name().into(), from: from.into(), ..outcome.line };
-    write_json(&dir.join("summary.json"), &outcome.summary)?;
+    let Outcome { mut summary, mut report, line, dispute } = attack.run(&session)?;
+    let mut line = AttackLine { stage: name.into(), attack: attack.name().into(), from: from.into(), ..line };
+    if let Some(settled) = dispute {
+        summary["dispute"] = settled.summary;
+        report += &settled.report;
+        line.dispute = Some(settled.line);
+    }
+    write_json(&dir.join("summary.json"), &summary)?;
     write_json(&dir.join("attack.json"), &line)?;
-    let report = format!("## Stage `{name}`: attack `{}` on `{from}`\n\n{}", attack.name(), outcome.report);
+    let report = format!("## Stage `{name}`: attack `{}` on `{from}`\n\n{report}", attack.name());
     write_atomic(&dir.join("report.md"), report.as_bytes(), None)?;
     Ok(format!(
-        "{}: accuracy {} → {}, owner's bits {}, verdict {}",
+        "{}: accuracy {} → {}, owner's bits {}, verdict {}{}",
         line.note,
         pct(line.before),
         pct(line.after),
         pct(line.detection),
-        line.verdict
+        line.verdict,
+        line.dispute.as_ref().map_or(String::new(), |d| format!(", dispute: {d}"))
     ))
 }
 
@@ -348,6 +500,8 @@ attacks! {
     Reverse(reverse::Reverse),
     OptimisePassport(optimise::OptimisePassport),
     Substitute(substitute::Substitute),
+    Steal(steal::Steal),
+    Overwrite(overwrite::Overwrite),
 }
 
 #[cfg(test)]
@@ -363,9 +517,11 @@ mod tests {
             Attack::Flip(Flip { fractions: vec![] }),
             Attack::Forge(Forge { draws: 1, source: ipr_attacks::ForgeSource::Noise, pretrained: None }),
             Attack::Reverse(Reverse { flip: 0.5, config: config.clone() }),
-            Attack::OptimisePassport(OptimisePassport { flip: 0.0, config: config.clone() }),
+            Attack::OptimisePassport(OptimisePassport { flip: 0.0, attacker_bits: optimise::AttackerBits::Flipped, config: config.clone() }),
             Attack::Substitute(Substitute { erb: ipr_attacks::ErbKind::Ierb, data_fraction: 0.1, flip: 0.5, config: config.clone() }),
-            Attack::Finetune(Finetune { mode: ipr_attacks::FinetuneMode::Rtal, target: finetune::Target::Classes(vec![1]), config }),
+            Attack::Finetune(Finetune { mode: ipr_attacks::FinetuneMode::Rtal, target: finetune::Target::Classes(vec![1]), config: config.clone() }),
+            Attack::Steal(Steal {}),
+            Attack::Overwrite(Overwrite { config }),
         ];
         assert_eq!(attacks.len(), Attack::specs().len());
         for attack in attacks {

@@ -62,6 +62,7 @@ impl AttackKind for Prune {
             summary: json!({ "rows": rows, "verdict_at": at.percent, "verdict": verdict }),
             report,
             line: AttackLine::new(before, at.accuracy, at.detection, &verdict, format!("{:.0}% of weights pruned", at.percent)),
+            dispute: Some(s.thief_dispute(&prune_weights(ipr_attacks::attacker_copy(owner.model.clone()), at.percent), 0x5701)?),
         })
     }
 }

@@ -55,7 +55,8 @@ impl AttackKind for Reverse {
             ("owner's bits in γ", out.probes.iter().map(|p| p.owner_detection).collect()),
             ("forger's bits in γ", out.probes.iter().map(|p| p.forger_detection).collect()),
         ]);
-        let verdict = owner.verdict(&out.model.valid())?;
+        let model = out.model.valid();
+        let verdict = owner.verdict(&model)?;
         report += &format!(
             "\nVerdict on the owner's claim against the attacked copy (γ from the owner's passports through its unchanged conv weights): {}.\n",
             verdict_text(&verdict)
@@ -66,6 +67,8 @@ impl AttackKind for Reverse {
             summary: json!({ "flip": self.flip, "history": out.history, "probes": out.probes, "verdict": verdict }),
             report,
             line: AttackLine::new(before, after, end.owner_detection, &verdict, format!("γ/β retrained to a signature {:.0}% flipped", 100.0 * self.flip)),
+            // The attacker claims the γ it trained (its ±1 target), read from the norm scales.
+            dispute: Some(s.dispute(&model, &s.attacker_claim(&model, target.clone(), vec![], &s.attacker_key(0x2e5e)))?),
         })
     }
 }

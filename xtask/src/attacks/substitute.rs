@@ -3,8 +3,9 @@
 //! the forger's signs) and applied as γ_raw + ERB(γ_raw), trained on a share of the data.
 
 use anyhow::{Result, bail};
-use ipr_attacks::{ErbKind, substitute};
-use ipr_models::Net;
+use ipr_attacks::{ErbKind, raw_gammas, substitute};
+use ipr_models::{LayerSignature, Net};
+use ipr_passport::Signature;
 use ipr_passport::Route;
 use ipr_schemes::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,22 @@ pub struct Keys {
     flip: Option<f64>,
 }
 
+impl Substitute {
+    /// The forger's claim as the forger states it: the signs of γ_raw (its target signature)
+    /// on the model with the accessory blocks, and no passport.
+    fn dispute<M: Net>(&self, s: &Session<'_, M>, model: &M) -> Result<super::Settled> {
+        let paths: Vec<String> = s.owner.signatures().iter().map(|l| l.path.clone()).collect();
+        let layers = raw_gammas(model, &paths)
+            .into_iter()
+            .map(|(path, gamma)| {
+                let bits = gamma.iter().map(|g| if *g > 0.0 { 1 } else { -1 }).collect();
+                LayerSignature { path, signature: Signature { bits, text: None, bound_from: None } }
+            })
+            .collect();
+        s.dispute(model, &s.attacker_claim(model, layers, vec![], &s.attacker_key(0x5b57)))
+    }
+}
+
 impl AttackKind for Substitute {
     const NAME: &'static str = "substitute";
     type Keys = Keys;
@@ -75,7 +92,8 @@ impl AttackKind for Substitute {
             ("bits of γ_raw dissimilar to the owner's", out.probes.iter().map(|p| p.dissimilarity).collect()),
             ("owner's bits in the effective γ", out.probes.iter().map(|p| p.effective_detection).collect()),
         ]);
-        let verdict = owner.verdict(&out.model.valid())?;
+        let model = out.model.valid();
+        let verdict = owner.verdict(&model)?;
         let end = last(&out.probes)?;
         report += &format!(
             "\nVerdict on the owner's claim against the attacked copy (γ from the owner's passports through its unchanged conv weights): {}. The forger's claim (the signs of γ_raw, {} dissimilar) names no passport: this verifier derives every claimed γ from passports through the conv weights of the standard architecture, so a claim that needs the accessory block cannot be stated to it.\n",
@@ -88,6 +106,7 @@ impl AttackKind for Substitute {
             summary: json!({ "erb": erb, "data_fraction": self.data_fraction, "train_images": share.train_len(), "flip": self.flip, "history": out.history, "probes": out.probes, "verdict": verdict }),
             report,
             line: AttackLine::new(before, after, 1.0 - end.dissimilarity, &verdict, note),
+            dispute: Some(self.dispute(s, &model)?),
         })
     }
 }

@@ -20,6 +20,7 @@ pub use self::train::{
 };
 use crate::attacks::Attack;
 use crate::keys::{Entry, Table, fields_of, line_of};
+pub use crate::owner::{OwnerSection, SignatureKind};
 pub use crate::sections::{DataSection, DatasetKind, ModelSection};
 
 /// A stage's work.
@@ -32,6 +33,16 @@ pub enum StageKind {
     Verify {
         /// The train stage to verify.
         from: String,
+    },
+    /// The empirical null of a claim: independently trained models of the same architecture
+    /// (other seeds), each checked against the claim.
+    Calibrate {
+        /// The train stage whose claim is checked.
+        from: String,
+        /// Independent models.
+        models: usize,
+        /// Their training settings.
+        config: ipr_schemes::TrainConfig,
     },
     /// An attack on a trained model.
     Attack {
@@ -49,6 +60,7 @@ impl StageKind {
         match self {
             StageKind::Train(_) => "train",
             StageKind::Verify { .. } => "verify",
+            StageKind::Calibrate { .. } => "calibrate",
             StageKind::Attack { .. } => "attack",
         }
     }
@@ -77,6 +89,8 @@ pub struct Plan {
     pub data: DataSection,
     /// The model.
     pub model: ModelSection,
+    /// Who owns the models, and how their signatures are made.
+    pub owner: OwnerSection,
     /// The stages, in order.
     pub stages: Vec<Stage>,
     /// What the parser wants the user to know (settings taken from elsewhere than they might
@@ -103,12 +117,15 @@ fn is_safe_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Independent models a calibrate stage trains when `models` is not set.
+pub const DEFAULT_NULL_MODELS: usize = 5;
+
 /// The keys every stage has.
 const COMMON: [&str; 2] = ["name", "kind"];
 
 /// Every key a stage of any kind takes: what a key left over is checked against.
 fn every_stage_key() -> Vec<&'static str> {
-    let mut keys: Vec<&str> = COMMON.into_iter().chain(["from", "attack"]).collect();
+    let mut keys: Vec<&str> = COMMON.into_iter().chain(["from", "attack", "models"]).collect();
     keys.extend(fields_of::<TrainKeys>());
     keys.extend(training_keys());
     keys.extend(Attack::specs().iter().flat_map(|s| s.keys.iter().copied()));
@@ -178,7 +195,7 @@ impl Plan {
         }
         let mut data = raw.data;
         data.resolve_root(root);
-        Ok(Plan { name: raw.name, seed: raw.seed, device: raw.device, data, model: raw.model, stages, notes })
+        Ok(Plan { name: raw.name, seed: raw.seed, device: raw.device, data, model: raw.model, owner: raw.owner, stages, notes })
     }
 }
 
@@ -214,12 +231,25 @@ fn resolve_stage(mut table: Table, name: &str, earlier: &Earlier<'_>, cx: &Stage
             let from: String = table.get("from")?.with_context(|| format!("{}: set from = \"<the train stage to verify>\"", table.at("from")))?;
             StageKind::Verify { from: earlier.train_stage(&table, "from", &from)? }
         }
+        "calibrate" => {
+            let allowed: Vec<&str> = ["from", "models"].into_iter().chain(training_keys()).collect();
+            only(&table, &allowed, "calibrate")?;
+            let from: String = table.get("from")?.with_context(|| format!("{}: set from = \"<the train stage whose claim to calibrate>\"", table.at("from")))?;
+            let from = earlier.train_stage(&table, "from", &from)?;
+            let models: usize = table.get("models")?.unwrap_or(DEFAULT_NULL_MODELS);
+            if models == 0 {
+                bail!("{}: the null needs at least one model", table.at("models"));
+            }
+            let training = table.take(&training_keys());
+            let config = training_config(cx.defaults.iter().chain(&training), cx.raw.seed, &table.place)?;
+            StageKind::Calibrate { from, models, config }
+        }
         "attack" => {
             let ac = attack::AttackContext { defaults: cx.defaults, seed: cx.raw.seed, root: cx.root };
             attack::resolve(table, earlier, &ac, notes)?
         }
         "forge" => bail!("{kind_line}: forged passports are an attack now: write kind = \"attack\" and attack = \"forge\""),
-        other => bail!("{kind_line}: unknown kind \"{other}\"; use \"train\", \"verify\" or \"attack\""),
+        other => bail!("{kind_line}: unknown kind \"{other}\"; use \"train\", \"verify\", \"attack\" or \"calibrate\""),
     })
 }
 #[cfg(test)]
@@ -349,7 +379,7 @@ from = "v1"
         assert_eq!((fractions.len(), fractions[5]), (11, 0.5));
         let Attack::Reverse(Reverse { flip, config }) = parse("attack = \"reverse\"") else { panic!() };
         assert_eq!((flip, config.epochs, config.lr, config.weight_decay, config.momentum), (0.5, 100, 0.01, 5e-4, 0.9));
-        let Attack::OptimisePassport(OptimisePassport { flip, config }) = parse("attack = \"optimise-passport\"\nflip = 0.1\nepochs = 3") else { panic!() };
+        let Attack::OptimisePassport(OptimisePassport { flip, config, .. }) = parse("attack = \"optimise-passport\"\nflip = 0.1\nepochs = 3") else { panic!() };
         assert_eq!((flip, config.epochs, config.grad_clip), (0.1, 3, Some(2.0)));
         let Attack::Substitute(Substitute { erb, data_fraction, .. }) = parse("attack = \"substitute\"\nerb = \"cerb\"") else { panic!() };
         assert_eq!((erb, data_fraction), (ErbKind::Cerb, 0.1));

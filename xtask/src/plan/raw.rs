@@ -5,6 +5,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::keys::RawTable;
+use crate::owner::OwnerSection;
 use crate::sections::{DataSection, ModelSection};
 
 /// A plan file before resolution.
@@ -18,6 +19,8 @@ pub(super) struct RawPlan {
     pub device: String,
     pub data: DataSection,
     pub model: ModelSection,
+    #[serde(default)]
+    pub owner: OwnerSection,
     pub train: Option<Spanned<RawTable>>,
     #[serde(rename = "stage", default)]
     pub stages: Vec<Spanned<RawTable>>,

@@ -2,6 +2,7 @@
 //! (`runs/<plan>/<stage>/`), and a stage whose `summary.json` exists is complete and skipped.
 //! The run folder is locked for the run.
 
+mod calibrate;
 mod train;
 mod verify;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::ctx::{Ctx, write_json};
 use crate::data::Datasets;
+use crate::owner::{Owner, OwnerRecord};
 use crate::plan::{DataSection, ModelSection, Plan, Stage, StageKind};
 use crate::report::{Headline, plan_report};
 
@@ -48,7 +50,9 @@ pub fn run_plan(plan: &Plan, options: &Options<'_>) -> Result<Vec<Headline>> {
         data.num_classes,
         plan.device
     );
-    let ctx = Ctx { seed: plan.seed, model: &plan.model, run_dir, device, data: &data, force: options.force };
+    let has_passports = plan.stages.iter().any(|s| matches!(&s.kind, StageKind::Train(t) if t.scheme.has_passports()));
+    let owner = has_passports.then(|| Owner::load(&plan.owner, &crate::project_root())).transpose()?;
+    let ctx = Ctx { seed: plan.seed, model: &plan.model, run_dir, device, data: &data, force: options.force, owner: owner.as_ref() };
     for stage in &plan.stages {
         if let StageKind::Train(t) = &stage.kind {
             match plan.model.arch {
@@ -73,13 +77,16 @@ struct ResolvedStage<'a> {
     seed: u64,
     data: &'a DataSection,
     model: &'a ModelSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<OwnerRecord>,
     stage: &'a Stage,
 }
 
 fn run_stage(ctx: &Ctx<'_>, plan: &Plan, stage: &Stage) -> Result<Headline> {
     let dir = ctx.stage_dir(&stage.name);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let resolved = toml::to_string(&ResolvedStage { data: &plan.data, model: &plan.model, seed: plan.seed, stage })?;
+    let owner = ctx.owner.map(Owner::record);
+    let resolved = toml::to_string(&ResolvedStage { data: &plan.data, model: &plan.model, seed: plan.seed, owner, stage })?;
     let plan_path = dir.join("stage.toml");
     if let Ok(previous) = fs::read_to_string(&plan_path) {
         if previous != resolved {
@@ -115,6 +122,7 @@ fn dispatch<M: Net>(ctx: &Ctx<'_>, plan: &Plan, stage: &Stage, dir: &Path) -> Re
     match &stage.kind {
         StageKind::Train(t) => train::run::<M>(ctx, &stage.name, t, dir),
         StageKind::Verify { from } => verify::run::<M>(ctx, plan, from, dir),
+        StageKind::Calibrate { from, models, config } => calibrate::run::<M>(ctx, from, *models, config, dir),
         StageKind::Attack { from, attack } => crate::attacks::run::<M>(ctx, &stage.name, from, attack, dir),
     }
 }

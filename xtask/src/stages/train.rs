@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use ipr_data::{Dataset, ImageSet, Loader, TRIGGER_LABELS_FILE, TriggerSetConfig, generate_trigger_set, write_trigger_set};
 use ipr_models::{
-    BUNDLE_FORMAT, LayerPassports, LayerSignature, Layout, Net, OwnerBundle, Scheme, sample_passports, save_module, save_module_with_mode,
+    BUNDLE_FORMAT, LayerPassports, LayerSignature, Layout, Net, OwnerBundle, Receipt, Scheme, sample_passports, save_module, save_module_with_mode,
     weights_digest,
 };
 use ipr_passport::Route;
@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::ctx::{Ctx, ModelCard, rebuild, rebuild_public, write_json};
 use crate::data::PASSPORT_SAMPLE;
+use crate::owner::Owner;
 use crate::plan::{PassportSource, Passports, TrainStage, TriggerSource};
 use crate::report::{detection_table, history_table, pct};
 
@@ -134,7 +135,7 @@ fn with_sampled_passports<M: Net>(ctx: &Ctx<'_>, name: &str, model: M, t: &Train
 /// the model a licensee receives.
 pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage, dir: &Path) -> Result<String> {
     let started = Instant::now();
-    let layout = layout(name, t)?;
+    let layout = layout(name, t)?.with_owner(ctx.owner.and_then(Owner::binding));
     let device = ctx.device.clone().autodiff();
     device.seed(ctx.seed);
     let model = M::init(&ctx.net_config(), &layout, &device).with_context(|| format!("stage `{name}`: building the model"))?;
@@ -188,18 +189,24 @@ fn publish<M: Net>(ctx: &Ctx<'_>, t: &TrainStage, model: &M, signatures: &[Layer
     if !t.scheme.has_passports() {
         return Ok(Published { public_model_test_acc, detection: check_signatures(model, signatures) });
     }
-    let bundle = OwnerBundle {
+    let mut bundle = OwnerBundle {
         format: BUNDLE_FORMAT,
         scheme: t.scheme,
         model: config,
         layers: signatures.to_vec(),
         weights_sha256: weights_digest(public.as_ref().unwrap_or(model)),
-        passports: if private { LayerPassports::of(model) } else { vec![] },
+        // V1 passports are public (they ship with the model); the claim names them all the same.
+        passports: LayerPassports::of(model),
+        owner: None,
     };
+    let owner = ctx.owner.context("a passport scheme needs the plan's owner key")?;
+    bundle.sign(&owner.key, crate::owner::now());
     let path = dir.join("owner.json");
     // A rerun after an interruption writes the same secrets: replacing them loses nothing.
     let same_secret = OwnerBundle::load(&path).map(|old| old.layers == bundle.layers && old.passports == bundle.passports).unwrap_or(false);
     bundle.save(&path, ctx.force || same_secret)?;
+    // What the owner publishes before releasing the model: it reveals no passport and no bit.
+    write_json(&dir.join("receipt.json"), &Receipt::of(&bundle)?)?;
     let detection = match &public {
         // The owner's proof for a private scheme: the distributed public model plus the bundle.
         Some(public) => check_passports(public, &bundle.passports, signatures),

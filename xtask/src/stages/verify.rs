@@ -18,7 +18,7 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, plan: &Plan, from: &str, dir: &Path) -> Result
     let src = ctx.stage_dir(from);
     let bundle = owner_bundle(&src, from)?;
     // What a third party holds: the model itself (V1) or the public model (V2/V3).
-    let model: M = if bundle.passports.is_empty() { rebuild(&src, &ctx.device)?.0 } else { rebuild_public(&src, &ctx.device)?.0 };
+    let model: M = if bundle.scheme.is_private() { rebuild_public(&src, &ctx.device)?.0 } else { rebuild(&src, &ctx.device)?.0 };
     let test = ctx.data.test_loader()?;
     let trigger_dir = plan.stages.iter().find(|s| s.name == from).and_then(|s| match &s.kind {
         StageKind::Train(t) => t.trigger.as_ref().map(|tr| match &tr.source {

@@ -72,6 +72,17 @@ from = "v1"
 flip = 0.1
 epochs = 1
 [[stage]]
+name = "steal"
+kind = "attack"
+attack = "steal"
+from = "v1"
+[[stage]]
+name = "overwrite"
+kind = "attack"
+attack = "overwrite"
+from = "v1"
+epochs = 1
+[[stage]]
 name = "cerb"
 kind = "attack"
 attack = "substitute"
@@ -136,4 +147,23 @@ fn every_attack_runs_and_reports() {
     assert_eq!(cerb["train_images"], 300, "half of the 600 training images");
     let rtal = json(&dir.join("rtal/summary.json"));
     assert!(rtal["probes"][0]["passport_detection"].as_f64().is_some(), "{rtal}");
+
+    // Every attack settles a dispute between the owner's claim and the attacker's; the report
+    // opens with their table. Whatever the tiny models reached, the attacker's claim never
+    // holds where it is copied, needs an accessory block, or was written over the owner's.
+    assert!(report.starts_with("# Plan `attacks`\n\n## Disputes"), "{report}");
+    let attacker = |stage: &str| {
+        let rows = json(&dir.join(stage).join("dispute.json"));
+        let row = rows.as_array().unwrap().iter().find(|r| r["claimant"] == "attacker").cloned().unwrap();
+        (row["verdict"].as_str().unwrap().to_string(), row["reason"].as_str().unwrap().to_string())
+    };
+    for stage in ["rtal", "prune", "flip", "forge", "reverse", "optimise", "steal", "overwrite", "cerb"] {
+        assert_ne!(attacker(stage).0, "supported", "{stage}: {:?}", attacker(stage));
+    }
+    let (verdict, reason) = attacker("cerb");
+    assert!(verdict == "rejected" && reason.contains("not the architecture") && reason.contains("erb"), "{reason}");
+    let (verdict, reason) = attacker("steal");
+    assert!(verdict == "derived" && reason.contains("bound bits"), "{reason}");
+    // The attacker's claim is written owner-only, its receipt beside it.
+    assert!(dir.join("steal/attacker.json").exists() && dir.join("steal/attacker_receipt.json").exists());
 }

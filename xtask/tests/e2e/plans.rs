@@ -180,11 +180,28 @@ fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout.toml");
     std::fs::write(&layout, "4 = \"IPR\"\n5 = true\n6 = true\n").unwrap();
-    let plan = write_plan(tmp.path(), &PRIVATE.replace("LAYOUT", layout.to_str().unwrap()));
+    // The owner's key, made as a user makes it; never replaced without --force.
+    let keys = tmp.path().join("keys");
+    let made = xtask(&["keys", "new", "--out", keys.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", text(&made));
+    let again = xtask(&["keys", "new", "--out", keys.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("never overwritten") && text(&again).contains("--force"), "{}", text(&again));
+    let key_file = json(&keys.join("owner.key"));
+    let (secret, public_key) = (key_file["secret"].as_str().unwrap().to_string(), key_file["public"].as_str().unwrap().to_string());
+    assert_eq!(json(&keys.join("owner.pub"))["public"], public_key.as_str());
+    assert!(json(&keys.join("owner.pub")).get("secret").is_none());
+    let body = PRIVATE.replace("LAYOUT", layout.to_str().unwrap()).replace("[model]", &format!("[owner]\nkey = \"{}\"\n[model]", keys.join("owner.key").display()));
+    let plan = write_plan(tmp.path(), &body);
     let runs = tmp.path().join("runs");
     let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let dir = runs.join("private/v3");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(keys.join("owner.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -198,6 +215,29 @@ fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
     assert!(!public.windows(4).any(|w| w == b"skey"), "passports in the public model");
     let bundle = json(&dir.join("owner.json"));
     no_secret_outside_the_owner_files(&bundle, &runs.join("private"), &text(&out));
+    // The secret key is in its file alone: not in the bundle, the receipt, any run file or the log.
+    assert_eq!(bundle["owner"]["public_key"], public_key.as_str(), "the claim names the owner's key");
+    let mut every = vec![dir.join("owner.json")];
+    let mut stack = vec![runs.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { every.push(p) }
+        }
+    }
+    let secret_bytes = (0..32).map(|i| u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<u8>>();
+    for file in &every {
+        let content = std::fs::read(file).unwrap();
+        assert!(!String::from_utf8_lossy(&content).contains(&secret) && !content.windows(32).any(|w| w == secret_bytes.as_slice()), "the secret key in {}", file.display());
+    }
+    assert!(!text(&out).contains(&secret), "the secret key in the log");
+    // The receipt commits to the claim and shows no passport and no bit; `register` writes the same.
+    let receipt = json(&dir.join("receipt.json"));
+    assert_eq!(receipt["public_key"], public_key.as_str());
+    let registered = tmp.path().join("registered.json");
+    let reg = xtask(&["register", "--owner", dir.join("owner.json").to_str().unwrap(), "--out", registered.to_str().unwrap()]);
+    assert!(reg.status.success(), "{}", text(&reg));
+    assert_eq!(json(&registered), receipt);
     assert_eq!(bundle["scheme"], "v3");
     assert_eq!(bundle["passports"].as_array().unwrap().len(), 3);
     let summary = json(&dir.join("summary.json"));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use ipr_models::{AlexNet, Arch, Net, ResNet};
 use ipr_passport::{NormKind, detection_rate};
-use ipr_verify::{ReferenceError, ReferenceInfo, check_signatures, inspect_reference, load_reference};
+use ipr_verify::{Binding, Claim, ClaimCheck, Evidence, ReferenceError, ReferenceInfo, Thresholds, check_signatures, inspect_reference, load_reference, verify};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -56,6 +56,10 @@ fn check_fixture<M: Net>(name: &str, arch: Arch, width: f64, passports: &[&str])
     let model: M = load_reference(&path, &info, &device).unwrap();
     assert_eq!(model.passport_paths(), passports, "{name}");
     assert_eq!(model.is_private(), scheme == "v2", "{name}");
+    // The reference's signatures are random bits: the verdict says they are unbound and unsigned.
+    let verdict = verify(&model, &Claim::new(&info.signatures), &Evidence::default(), &Thresholds::default()).unwrap();
+    assert_eq!((&verdict.binding, &verdict.claim_signature), (&Binding::Unbound, &ClaimCheck::Unsigned), "{name}");
+    assert!(verdict.reasons.iter().any(|r| r.contains("unbound")), "{name}: {:?}", verdict.reasons);
 
     let layers = json["layers"].as_object().unwrap();
     assert_eq!(layers.len(), passports.len(), "{name}");

@@ -34,10 +34,10 @@ fn decide(flipped: &str, flip_every: usize) -> (Decision, Vec<String>) {
                 .enumerate()
                 .map(|(i, &b)| if path == flipped && flip_every > 0 && i % flip_every == 0 { -b } else { b })
                 .collect();
-            LayerSignature { path, signature: Signature { bits, text: None } }
+            LayerSignature { path, signature: Signature { bits, text: None, bound_from: None } }
         })
         .collect();
-    let claim = Claim { layers: &layers, passports: &[], weights_sha256: None };
+    let claim = Claim::new(&layers);
     let verdict = verify(&model, &claim, &Evidence::default(), &Thresholds::default()).unwrap();
     (verdict.decision, verdict.reasons)
 }
@@ -60,9 +60,9 @@ fn opposite_signs_are_not_owned() {
     let (model, signs) = model();
     let layers: Vec<LayerSignature> = signs
         .into_iter()
-        .map(|(path, bits)| LayerSignature { path, signature: Signature { bits: bits.iter().map(|b| -b).collect(), text: None } })
+        .map(|(path, bits)| LayerSignature { path, signature: Signature { bits: bits.iter().map(|b| -b).collect(), text: None, bound_from: None } })
         .collect();
-    let claim = Claim { layers: &layers, passports: &[], weights_sha256: None };
+    let claim = Claim::new(&layers);
     let verdict = verify(&model, &claim, &Evidence::default(), &Thresholds::default()).unwrap();
     assert_eq!(verdict.decision, Decision::NotOwned);
     assert_eq!(verdict.signature.matched, 0);
