@@ -59,6 +59,9 @@ pub struct ModelCard {
     pub model: NetConfig,
     /// Its passport layers.
     pub passport_layers: Vec<String>,
+    /// The normalisation its inputs get (cards written before it was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<ipr_data::Normalization>,
 }
 
 /// Writes JSON atomically.
@@ -87,7 +90,7 @@ pub fn rebuild_public<M: Net>(dir: &Path, device: &Device) -> Result<(M, ModelCa
 }
 
 /// Reads the card `<name>.json` of a train stage; `missing` says what to do when it is absent.
-fn read_card(dir: &Path, name: &str, missing: &str) -> Result<ModelCard> {
+pub fn read_card(dir: &Path, name: &str, missing: &str) -> Result<ModelCard> {
     let card_path = dir.join(format!("{name}.json"));
     let text = fs::read_to_string(&card_path).with_context(|| format!("cannot read `{}`: {missing}", card_path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("`{}` is not a model card; re-run its train stage", card_path.display()))
@@ -111,7 +114,7 @@ mod tests {
     fn model_cards_of_earlier_runs_still_load() {
         let written = r#"{"scheme":"v2","model":{"arch":"alexnet","num_classes":10,"in_channels":1,"input_size":32,"width":0.5,"norm":"bn"},"passport_layers":["4","5","6"]}"#;
         let card: ModelCard = serde_json::from_str(written).unwrap();
-        assert_eq!(card.scheme, Scheme::V2);
+        assert_eq!((card.scheme, card.normalization.is_none()), (Scheme::V2, true));
         assert_eq!(serde_json::to_string(&card).unwrap(), written);
     }
 }

@@ -45,8 +45,32 @@ pub struct Datasets {
 }
 
 impl Datasets {
-    /// Reads the splits the section names.
+    /// Reads the splits the section names; a dataset missing from its folder is an error that
+    /// says how to fetch it.
     pub fn load(section: &DataSection, seed: u64) -> Result<Self> {
+        Self::read(section, seed).map_err(|e| {
+            let missing = matches!(e.downcast_ref::<ipr_data::DataError>(), Some(ipr_data::DataError::Missing { .. }));
+            match (missing, section.dataset.fetch_name(), &section.root) {
+                (true, Some(name), Some(root)) => {
+                    let at = if section.dataset.fetch_root(&crate::project_root()).as_ref() == Some(root) {
+                        String::new()
+                    } else {
+                        format!(" --root {}", root.display())
+                    };
+                    e.context(format!("the {name} files are missing; fetch them with `cargo xtask data fetch {name}{at}`"))
+                }
+                _ => e,
+            }
+        })
+    }
+
+    /// The per-channel normalisation the model's inputs get: what a user of an exported model
+    /// applies to reproduce its accuracy.
+    pub fn normalization(&self) -> &Normalization {
+        &self.transform.normalization
+    }
+
+    fn read(section: &DataSection, seed: u64) -> Result<Self> {
         // `Plan::parse` resolves every dataset's root, defaults included.
         let root = || section.root.clone().context("[data] root is not set; name the dataset's folder with root = \"…\"");
         let (train, test, mut transform): (Arc<dyn ImageDataset>, Arc<dyn ImageDataset>, Transform) =

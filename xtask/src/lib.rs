@@ -14,6 +14,8 @@ mod ctx;
 mod data;
 mod device;
 mod dispute;
+pub mod export;
+pub mod fetch;
 mod keys;
 mod lock;
 pub mod owner;

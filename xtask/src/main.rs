@@ -91,6 +91,21 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },
+    /// Write a model as a PyTorch state dict in safetensors, with the reference's key names:
+    /// a V0 model or a V2/V3 public model (`public.bpk`) loads into the reference's normal
+    /// modules with strict=True, a V1 model into its passport modules with strict=False (the
+    /// owner's signature is not written). An owner's private model is refused.
+    Export {
+        /// The record: `public.bpk` (V2/V3), `model.bpk` (V0, V1) of a train stage.
+        #[arg(long, value_name = "PATH")]
+        model: PathBuf,
+        /// The safetensors file to write.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// `reference` (the DeepIPR reference's PyTorch modules) or `burn` (our record's names).
+        #[arg(long, default_value = "reference")]
+        keys: String,
+    },
     /// Make data files.
     Data {
         #[command(subcommand)]
@@ -135,6 +150,19 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum DataCommand {
+    /// Download a dataset's official files (cifar10, cifar100, mnist, fashion-mnist), check
+    /// their SHA-256 and unpack them where plans read them by default (`data/<name>`). An
+    /// interrupted download resumes when run again.
+    Fetch {
+        /// cifar10, cifar100, mnist or fashion-mnist.
+        name: String,
+        /// The dataset's folder (default: `data/<name>` in the project).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Another host serving the same file names (also DEEPIPR_DATA_MIRROR).
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
     /// Generate a secret trigger set (abstract patterns, uniformly random labels) in the
     /// format of Adi et al.: OUT/pics/1.jpg … N.jpg and OUT/labels-cifar.txt.
     TriggerSet {
@@ -227,6 +255,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export { model, out, keys } => {
+            let keys = match keys.as_str() {
+                "reference" => ipr_export::KeyStyle::Reference,
+                "burn" => ipr_export::KeyStyle::Burn,
+                other => anyhow::bail!("--keys {other}: use `reference` or `burn`"),
+            };
+            println!("{}", xtask::export::run(&xtask::export::Request { model, out, keys })?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys { what: KeysCommand::New { out, force } } => {
             std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", out.display()))?;
             let key = ipr_models::OwnerKey::generate().map_err(anyhow::Error::msg)?;
@@ -246,6 +283,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let out = out.unwrap_or_else(|| owner.with_file_name("receipt.json"));
             ipr_models::write_atomic(&out, &serde_json::to_vec_pretty(&receipt)?, None)?;
             println!("receipt of {} written to {}: commitment {}", owner.display(), out.display(), receipt.commitment);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data { what: DataCommand::Fetch { name, root, mirror } } => {
+            let source = xtask::fetch::source(&name)?;
+            let kind: plan::DatasetKind = serde_json::from_value(serde_json::Value::String(name.clone()))?;
+            let project = project_root();
+            let system = std::path::Path::new(ipr_data::FASHION_MNIST_DIR);
+            if root.is_none() && kind == plan::DatasetKind::FashionMnist && system.is_dir() {
+                println!("Fashion-MNIST is installed at {} (the plans' default); nothing to fetch (pass --root DIR for a copy of your own)", system.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let root = match root {
+                Some(r) if r.is_relative() => project.join(r),
+                Some(r) => r,
+                None => kind.fetch_root(&project).expect("every fetchable dataset has a folder"),
+            };
+            let client = xtask::fetch::Client::new(mirror, std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            if xtask::fetch::fetch(&client, &source, &root)? {
+                println!("{name} fetched into {}", root.display());
+            } else {
+                println!("{} exists; nothing fetched (move it away to fetch {name} again)", root.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Data { what: DataCommand::TriggerSet { n, size, channels, classes, seed, out, force } } => {

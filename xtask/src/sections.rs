@@ -68,14 +68,39 @@ impl DataSection {
 
     /// Makes `root` absolute (relative to `project`), or sets the dataset's default folder.
     pub(crate) fn resolve_root(&mut self, project: &Path) {
-        self.root = match (self.root.take(), self.dataset) {
-            (Some(r), _) if r.is_relative() => Some(project.join(r)),
-            (Some(r), _) => Some(r),
-            (None, DatasetKind::FashionMnist | DatasetKind::Mnist) => Some(PathBuf::from(ipr_data::FASHION_MNIST_DIR)),
-            (None, DatasetKind::Cifar10) => Some(project.join("data/cifar10")),
-            (None, DatasetKind::Cifar100) => Some(project.join("data/cifar100")),
-            (None, DatasetKind::ImageFolder | DatasetKind::Synthetic) => None,
+        self.root = match self.root.take() {
+            Some(r) if r.is_relative() => Some(project.join(r)),
+            Some(r) => Some(r),
+            None => self.dataset.default_root(project),
         };
+    }
+}
+
+impl DatasetKind {
+    /// The name `cargo xtask data fetch` takes, for the datasets it can download.
+    pub fn fetch_name(self) -> Option<&'static str> {
+        match self {
+            DatasetKind::FashionMnist => Some("fashion-mnist"),
+            DatasetKind::Mnist => Some("mnist"),
+            DatasetKind::Cifar10 => Some("cifar10"),
+            DatasetKind::Cifar100 => Some("cifar100"),
+            DatasetKind::ImageFolder | DatasetKind::Synthetic => None,
+        }
+    }
+
+    /// Where `cargo xtask data fetch` puts the dataset: `data/<name>` in the project.
+    pub fn fetch_root(self, project: &Path) -> Option<PathBuf> {
+        self.fetch_name().map(|n| project.join("data").join(n))
+    }
+
+    /// The folder a plan reads the dataset from when `[data] root` is not set: Debian's
+    /// Fashion-MNIST when it is installed, else where `fetch` puts each dataset.
+    pub fn default_root(self, project: &Path) -> Option<PathBuf> {
+        let system = Path::new(ipr_data::FASHION_MNIST_DIR);
+        match self {
+            DatasetKind::FashionMnist if system.is_dir() => Some(system.to_path_buf()),
+            other => other.fetch_root(project),
+        }
     }
 }
 

@@ -176,13 +176,13 @@ fn publish<M: Net>(ctx: &Ctx<'_>, t: &TrainStage, model: &M, signatures: &[Layer
     let config = ctx.net_config();
     let private = t.scheme.is_private();
     save_module_with_mode(model, &dir.join("model.bpk"), private.then_some(0o600))?;
-    write_json(&dir.join("model.json"), &ModelCard { scheme: t.scheme, model: config.clone(), passport_layers: model.passport_paths() })?;
+    write_json(&dir.join("model.json"), &ModelCard { scheme: t.scheme, model: config.clone(), passport_layers: model.passport_paths(), normalization: Some(ctx.data.normalization().clone()) })?;
     // What is distributed: the model itself for V1, the public path alone for V2/V3.
     let public = private.then(|| model.clone().fold_route(Route::Public));
     let mut public_model_test_acc = None;
     if let Some(public) = &public {
         save_module(public, &dir.join("public.bpk"))?;
-        write_json(&dir.join("public.json"), &ModelCard { scheme: t.scheme, model: config.clone(), passport_layers: vec![] })?;
+        write_json(&dir.join("public.json"), &ModelCard { scheme: t.scheme, model: config.clone(), passport_layers: vec![], normalization: Some(ctx.data.normalization().clone()) })?;
         let (reloaded, _) = rebuild_public::<M>(dir, &ctx.device)?;
         public_model_test_acc = Some(evaluate(&reloaded, test, &ctx.device)?.accuracy);
     }

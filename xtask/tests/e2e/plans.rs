@@ -213,6 +213,14 @@ fn private_passport_plan_writes_a_public_model_and_an_owner_bundle() {
     }
     let public = std::fs::read(dir.join("public.bpk")).unwrap();
     assert!(!public.windows(4).any(|w| w == b"skey"), "passports in the public model");
+    // The public model as a PyTorch state dict: written inside the run folder, so the secrets
+    // scan below covers it; the owner's model is refused.
+    let exported = runs.join("private/public.safetensors");
+    let export = xtask(&["export", "--model", dir.join("public.bpk").to_str().unwrap(), "--out", exported.to_str().unwrap()]);
+    assert!(export.status.success() && text(&export).contains("strict=True"), "{}", text(&export));
+    let refused = xtask(&["export", "--model", dir.join("model.bpk").to_str().unwrap(), "--out", tmp.path().join("owner.safetensors").to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("owner's v3 model") && text(&refused).contains("public.bpk") && !tmp.path().join("owner.safetensors").exists(), "{}", text(&refused));
     let bundle = json(&dir.join("owner.json"));
     no_secret_outside_the_owner_files(&bundle, &runs.join("private"), &text(&out));
     // The secret key is in its file alone: not in the bundle, the receipt, any run file or the log.
@@ -367,7 +375,7 @@ fn no_secret_outside_the_owner_files(bundle: &serde_json::Value, run: &Path, log
             if path.is_dir() { stack.push(path) } else { shared.push(path) }
         }
     }
-    assert!(shared.iter().any(|p| p.ends_with("public.bpk")) && shared.iter().any(|p| p.ends_with("report.md")), "{shared:?}");
+    assert!(shared.iter().any(|p| p.ends_with("public.bpk")) && shared.iter().any(|p| p.ends_with("report.md")) && shared.iter().any(|p| p.ends_with("public.safetensors")), "{shared:?}");
     let mut files: Vec<(String, Vec<u8>)> = shared.iter().map(|p| (p.display().to_string(), std::fs::read(p).unwrap())).collect();
     files.push(("the log".into(), log.as_bytes().to_vec()));
     for layer in bundle["passports"].as_array().unwrap() {
