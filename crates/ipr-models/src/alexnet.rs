@@ -5,7 +5,6 @@
 //! (`features.4.conv.weight`). The 32 px classifier is `classifier`; the 224 px classifier's
 //! linear layers are `deep_classifier.{1,4,6}` (the reference's `classifier.{1,4,6}`).
 
-use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -35,7 +34,7 @@ pub struct AlexNet {
 impl AlexNet {
     fn pool(&self, x: Tensor<4>) -> Tensor<4> {
         let k = if self.imagenet { 3 } else { 2 };
-        MaxPool2dConfig::new([k, k]).with_strides([2, 2]).init().forward(x)
+        ipr_conv::max_pool2d(x, [k, k], [2, 2])
     }
 }
 

@@ -156,7 +156,7 @@ impl ConvBlock {
     /// - output: `[out_channels]`
     pub fn passport_affine(&self, passport: Tensor<4>) -> Tensor<1> {
         let c = self.out_channels();
-        self.conv.forward(passport).mean_dims(&[0, 2, 3]).reshape([c])
+        ipr_conv::forward(&self.conv, passport).mean_dims(&[0, 2, 3]).reshape([c])
     }
 
     /// The passport-derived `(γ, β)`, for a passport layer.
@@ -212,7 +212,7 @@ impl ConvBlock {
     /// - `x`: `[batch, in_channels, h, w]`
     /// - output `out`: `[batch, out_channels, h', w']`; `gamma`: `[out_channels]`
     pub fn forward_route(&self, x: Tensor<4>, route: Route) -> BlockOutput {
-        let y = self.conv.forward(x); // [batch, out_channels, h', w']
+        let y = ipr_conv::forward(&self.conv, x); // [batch, out_channels, h', w']
         // A private layer's public path needs no passport work.
         let passport = if self.is_private() && route == Route::Public { None } else { self.passport_gamma_beta() };
         let gamma = passport.as_ref().map(|(g, _)| g.clone());

@@ -84,3 +84,33 @@ fn the_verifier_depends_on_no_training_or_tooling_crate() {
         assert!(!crates.contains(name), "ipr-verify pulls in `{name}`");
     }
 }
+
+/// `unsafe` lives in the one kernel crate, each block under a `SAFETY:` comment; every other
+/// crate takes the workspace lints, which forbid it.
+#[test]
+fn unsafe_code_stays_in_the_kernel_crate() {
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(root().join("crates")).unwrap().map(|e| e.unwrap().path().join("Cargo.toml")).collect();
+    manifests.push(root().join("xtask/Cargo.toml"));
+    for manifest in manifests {
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let kernel = manifest.parent().unwrap().ends_with("ipr-conv");
+        if kernel {
+            assert!(text.contains("unsafe_code = \"deny\""), "{}: deny unsafe code outside marked blocks", manifest.display());
+        } else {
+            assert!(text.contains("[lints]\nworkspace = true"), "{}: take the workspace lints", manifest.display());
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/ipr-conv/src"), &mut files);
+    let opening = ["unsafe", " {"].concat();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with(&opening) {
+                let reason = lines[..i].iter().rev().take(8).any(|l| l.contains("// SAFETY:"));
+                assert!(reason, "{}:{}: an `unsafe` block without a `// SAFETY:` reason above it", file.display(), i + 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The convolution on plain `f32` slices (NCHW, row-major), groups 1, dilation 1: the forward
+//! pass and both gradients, each one GEMM per group of images on an im2col buffer of that group,
+//! groups in parallel on rayon's pool (the one burn's flex backend uses).
+//!
+//! With `K = C·kh·kw` and `P = Ho·Wo` for one image (a group puts its images' `P` columns side
+//! by side, so that a deep layer with few pixels still makes a wide GEMM):
+//! - forward: `Y[O, P] = W[O, K] · cols[K, P]`;
+//! - input gradient: `dcols[K, P] = Wᵀ · dY[O, P]`, then `col2im` adds into `dX[C, H, W]`;
+//! - weight gradient: `dW[O, K] = Σ_images dY[O, P] · colsᵀ[P, K]`.
+//!
+//! A 1×1 convolution with stride 1 and no padding needs no im2col: `cols` is the image itself.
+
+use rayon::prelude::*;
+
+/// The shape of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Batch.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height and width.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Strides.
+    pub stride: [usize; 2],
+    /// Zero padding before each spatial dimension (top, left).
+    pub pad: [usize; 2],
+    /// Output height.
+    pub ho: usize,
+    /// Output width.
+    pub wo: usize,
+}
+
+impl Geometry {
+    /// `K = C·kh·kw`: a row of the weight, a column of im2col.
+    pub fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// `P = Ho·Wo`: output pixels of one image.
+    pub fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+}
+
+/// Fills `P` columns of `cols` (`K` rows, `ld` apart) with the patches of one image `x`
+/// (`[C, H, W]`); outside the image is zero.
+fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize) {
+    let (p, [sh, sw], [ph, pw]) = (g.p(), g.stride, g.pad);
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &mut cols[((c * g.kh + ki) * g.kw + kj) * ld..][..p];
+                for oy in 0..g.ho {
+                    let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
+                    let iy = (oy * sh + ki) as isize - ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    if sw == 1 {
+                        // Output columns whose input column `ox + kj - pw` is inside the row.
+                        let first = pw.saturating_sub(kj).min(g.wo);
+                        let last = (g.w + pw).saturating_sub(kj).min(g.wo).max(first);
+                        out[..first].fill(0.0);
+                        out[last..].fill(0.0);
+                        let from = first + kj - pw;
+                        out[first..last].copy_from_slice(&src[from..from + (last - first)]);
+                    } else {
+                        for (ox, v) in out.iter_mut().enumerate() {
+                            let ix = (ox * sw + kj) as isize - pw as isize;
+                            *v = if ix < 0 || ix >= g.w as isize { 0.0 } else { src[ix as usize] };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the patches in `P` columns of `cols` (`K` rows, `ld` apart) back into one image's
+/// gradient `dx` (`[C, H, W]`): the transpose of [`im2col`].
+fn col2im(cols: &[f32], g: &Geometry, dx: &mut [f32], ld: usize) {
+    let (p, [sh, sw], [ph, pw]) = (g.p(), g.stride, g.pad);
+    for c in 0..g.c {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &cols[((c * g.kh + ki) * g.kw + kj) * ld..][..p];
+                for oy in 0..g.ho {
+                    let iy = (oy * sh + ki) as isize - ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let src = &row[oy * g.wo..(oy + 1) * g.wo];
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    if sw == 1 {
+                        let first = pw.saturating_sub(kj).min(g.wo);
+                        let last = (g.w + pw).saturating_sub(kj).min(g.wo).max(first);
+                        let from = first + kj - pw;
+                        for (d, s) in dst[from..from + (last - first)].iter_mut().zip(&src[first..last]) {
+                            *d += s;
+                        }
+                    } else {
+                        for (ox, s) in src.iter().enumerate() {
+                            let ix = (ox * sw + kj) as isize - pw as isize;
+                            if ix >= 0 && (ix as usize) < g.w {
+                                dst[ix as usize] += s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A row-major matrix operand: its data and its row and column strides.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rs: isize,
+    cs: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// `data` as an `r × c` row-major matrix.
+    fn rows(data: &'a [f32], c: usize) -> Self {
+        Self { data, rs: c as isize, cs: 1 }
+    }
+
+    /// The transpose of `data` stored as a `c × r` row-major matrix, seen as `r × c`.
+    fn transposed(data: &'a [f32], r: usize) -> Self {
+        Self { data, rs: 1, cs: r as isize }
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, `dst` row-major; accumulates when `accumulate`.
+fn gemm([m, n, k]: [usize; 3], dst: &mut [f32], lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bool, parallel: bool) {
+    assert!(dst.len() >= m * n, "gemm destination of {} for {m}×{n}", dst.len());
+    let reach = |mat: &Mat<'_>, rows: usize, cols: usize| {
+        rows.saturating_sub(1) as isize * mat.rs + cols.saturating_sub(1) as isize * mat.cs + 1
+    };
+    assert!(m == 0 || k == 0 || reach(&lhs, m, k) as usize <= lhs.data.len(), "gemm lhs out of bounds");
+    assert!(k == 0 || n == 0 || reach(&rhs, k, n) as usize <= rhs.data.len(), "gemm rhs out of bounds");
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    #[allow(unsafe_code)]
+    // SAFETY: the asserts above keep every element gemm reads within `lhs.data` and `rhs.data`
+    // (strides are positive, the last element is at `(rows-1)·rs + (cols-1)·cs`) and every
+    // element it writes within `dst` (`m·n`, row-major); `dst` is borrowed mutably, so it
+    // aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs,
+            lhs.rs,
+            rhs.data.as_ptr(),
+            rhs.cs,
+            rhs.rs,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The fewest GEMM columns worth a call: below that, images are grouped side by side.
+const MIN_COLUMNS: usize = 256;
+
+/// How the images are split: `group` images per GEMM (their columns side by side, so that deep
+/// layers with few pixels still make wide GEMMs), groups in parallel when there are enough to keep
+/// every thread busy, else each GEMM in parallel (`wide`).
+#[derive(Clone, Copy)]
+struct Split {
+    group: usize,
+    groups: usize,
+    wide: bool,
+}
+
+impl Split {
+    fn of(g: &Geometry) -> Self {
+        let group = MIN_COLUMNS.div_ceil(g.p().max(1)).clamp(1, g.n.max(1));
+        let groups = g.n.div_ceil(group);
+        Self { group, groups, wide: groups < rayon::current_num_threads() }
+    }
+}
+
+/// Per-task buffers, grown on demand and reused across the groups a task runs.
+#[derive(Default)]
+struct Scratch {
+    cols: Vec<f32>,
+    wide: Vec<f32>,
+}
+
+fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
+}
+
+/// `cols` (`[K, images·P]`) of the images `x` (`images` of `[C, H, W]`).
+fn group_cols<'a>(x: &[f32], g: &Geometry, images: usize, cols: &'a mut Vec<f32>) -> &'a [f32] {
+    let (s, width) = (g.c * g.h * g.w, images * g.p());
+    let cols = grow(cols, g.k() * width);
+    for i in 0..images {
+        im2col(&x[i * s..(i + 1) * s], g, &mut cols[i * g.p()..], width);
+    }
+    cols
+}
+
+/// `dy` of `images` (`[images, O, P]`) as one `[O, images·P]` matrix.
+fn gather<'a>(dy: &'a [f32], g: &Geometry, images: usize, wide: &'a mut Vec<f32>) -> &'a [f32] {
+    if images == 1 {
+        return dy;
+    }
+    let (p, width) = (g.p(), images * g.p());
+    let out = grow(wide, g.o * width);
+    for i in 0..images {
+        for o in 0..g.o {
+            out[o * width + i * p..][..p].copy_from_slice(&dy[(i * g.o + o) * p..][..p]);
+        }
+    }
+    out
+}
+
+/// The forward pass: `y` (`[N, O, Ho, Wo]`) of `x` (`[N, C, H, W]`) and `weight` (`[O, C, kh, kw]`).
+pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
+    let mut y = vec![0.0f32; g.n * g.o * p];
+    let w = Mat::rows(weight, k);
+    y.par_chunks_mut(split.group * g.o * p).enumerate().for_each_init(Scratch::default, |scratch, (t, out)| {
+        let (images, first) = (out.len() / (g.o * p), t * split.group);
+        let x = &x[first * s..(first + images) * s];
+        if images == 1 && g.pointwise() {
+            return gemm([g.o, p, k], out, w, Mat::rows(x, p), false, split.wide);
+        }
+        let width = images * p;
+        let cols = group_cols(x, g, images, &mut scratch.cols);
+        if images == 1 {
+            return gemm([g.o, p, k], out, w, Mat::rows(cols, p), false, split.wide);
+        }
+        let wide = grow(&mut scratch.wide, g.o * width);
+        gemm([g.o, width, k], wide, w, Mat::rows(cols, width), false, split.wide);
+        for i in 0..images {
+            for o in 0..g.o {
+                out[(i * g.o + o) * p..][..p].copy_from_slice(&wide[o * width + i * p..][..p]);
+            }
+        }
+    });
+    y
+}
+
+/// The gradient of the input: `dx` (`[N, C, H, W]`) from `dy` (`[N, O, Ho, Wo]`) and `weight`.
+pub fn input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
+    let mut dx = vec![0.0f32; g.n * s];
+    let wt = Mat::transposed(weight, k);
+    dx.par_chunks_mut(split.group * s).enumerate().for_each_init(Scratch::default, |scratch, (t, dxg)| {
+        let (images, first) = (dxg.len() / s, t * split.group);
+        let width = images * p;
+        let dy = gather(&dy[first * g.o * p..(first + images) * g.o * p], g, images, &mut scratch.wide);
+        if images == 1 && g.pointwise() {
+            return gemm([k, p, g.o], dxg, wt, Mat::rows(dy, p), false, split.wide);
+        }
+        let cols = grow(&mut scratch.cols, k * width);
+        gemm([k, width, g.o], cols, wt, Mat::rows(dy, width), false, split.wide);
+        for i in 0..images {
+            col2im(&cols[i * p..], g, &mut dxg[i * s..(i + 1) * s], width);
+        }
+    });
+    dx
+}
+
+/// The gradient of the weight: `dw` (`[O, C, kh, kw]`) from `x` and `dy`, summed over images.
+/// Each task sums its own groups; the tasks' sums are added in task order, so the result does not
+/// depend on scheduling.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
+    let tasks = if split.wide { 1 } else { rayon::current_num_threads().min(split.groups).max(1) };
+    let per_task = split.groups.div_ceil(tasks).max(1);
+    let partial = |task: usize| {
+        let mut dw = vec![0.0f32; g.o * k];
+        let mut scratch = Scratch::default();
+        let groups = task * per_task..((task + 1) * per_task).min(split.groups);
+        for (i, group) in groups.enumerate() {
+            let first = group * split.group;
+            let images = split.group.min(g.n - first);
+            let width = images * p;
+            let x = &x[first * s..(first + images) * s];
+            let dy = gather(&dy[first * g.o * p..(first + images) * g.o * p], g, images, &mut scratch.wide);
+            let cols = if images == 1 && g.pointwise() { x } else { group_cols(x, g, images, &mut scratch.cols) };
+            gemm([g.o, k, width], &mut dw, Mat::rows(dy, width), Mat::transposed(cols, width), i > 0, split.wide);
+        }
+        dw
+    };
+    let partials: Vec<Vec<f32>> = (0..tasks).into_par_iter().map(partial).collect();
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; g.o * k]);
+    for part in parts {
+        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, in f64.
+    fn direct(x: &[f32], w: &[f32], g: &Geometry) -> Vec<f64> {
+        let mut y = vec![0.0; g.n * g.o * g.p()];
+        for n in 0..g.n {
+            for o in 0..g.o {
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let mut s = 0.0f64;
+                        for c in 0..g.c {
+                            for ki in 0..g.kh {
+                                for kj in 0..g.kw {
+                                    let iy = (oy * g.stride[0] + ki) as isize - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + kj) as isize - g.pad[1] as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                        let xv = x[((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
+                                        let wv = w[((o * g.c + c) * g.kh + ki) * g.kw + kj];
+                                        s += f64::from(xv) * f64::from(wv);
+                                    }
+                                }
+                            }
+                        }
+                        y[((n * g.o + o) * g.ho + oy) * g.wo + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn geometry(n: usize, c: usize, hw: [usize; 2], o: usize, k: usize, s: usize, p: usize) -> Geometry {
+        let out = |i: usize| (i + 2 * p - k) / s + 1;
+        Geometry { n, c, h: hw[0], w: hw[1], o, kh: k, kw: k, stride: [s, s], pad: [p, p], ho: out(hw[0]), wo: out(hw[1]) }
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32).map(|i| ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn forward_and_both_gradients_match_the_definition() {
+        for g in [geometry(3, 5, [7, 6], 4, 3, 1, 1), geometry(2, 3, [9, 9], 6, 5, 2, 2), geometry(1, 4, [5, 5], 3, 1, 1, 0), geometry(2, 2, [6, 7], 3, 3, 2, 0), geometry(5, 3, [10, 10], 4, 3, 1, 1), geometry(5, 6, [10, 10], 4, 1, 1, 0)] {
+            let (x, w) = (values(g.n * g.c * g.h * g.w, 1), values(g.o * g.k(), 2));
+            let y = forward(&x, &w, &g);
+            for (a, b) in y.iter().zip(direct(&x, &w, &g)) {
+                assert!((f64::from(*a) - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+            // <dy, conv(x, w)> is bilinear: its gradients are the adjoints.
+            let dy = values(y.len(), 3);
+            let dx = input_grad(&dy, &w, &g);
+            let dw = weight_grad(&x, &dy, &g);
+            let eps = 1e-2f32;
+            let loss = |x: &[f32], w: &[f32]| forward(x, w, &g).iter().zip(&dy).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+            for i in [0, x.len() / 2, x.len() - 1] {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[i] += eps;
+                xm[i] -= eps;
+                let numeric = (loss(&xp, &w) - loss(&xm, &w)) / f64::from(2.0 * eps);
+                assert!((numeric - f64::from(dx[i])).abs() < 1e-2, "{g:?} dx[{i}]: {numeric} vs {}", dx[i]);
+            }
+            for i in [0, w.len() / 2, w.len() - 1] {
+                let (mut wp, mut wm) = (w.clone(), w.clone());
+                wp[i] += eps;
+                wm[i] -= eps;
+                let numeric = (loss(&x, &wp) - loss(&x, &wm)) / f64::from(2.0 * eps);
+                assert!((numeric - f64::from(dw[i])).abs() < 1e-2, "{g:?} dw[{i}]: {numeric} vs {}", dw[i]);
+            }
+        }
+    }
+}
