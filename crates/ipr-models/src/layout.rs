@@ -119,11 +119,11 @@ impl Layout {
             .enumerate()
             .map(|(i, (path, block))| {
                 let spec = &self.layers[&path];
-                let sig = match (&self.owner, &block.skey, &block.key) {
-                    (Some(owner), Some(skey), Some(key)) => {
+                let sig = match (&self.owner, &block.skey) {
+                    (Some(owner), Some(skey)) => {
                         let shape: [usize; 4] = skey.val().dims();
-                        let (skey, key) = (tensor_values(skey.val()), tensor_values(key.val()));
-                        Signature::bound(spec, block.out_channels(), &path, &owner.0, PassportValues { shape, skey: &skey, key: &key })?
+                        let skey = tensor_values(skey.val());
+                        Signature::bound(spec, block.out_channels(), &path, &owner.0, PassportValues { shape, skey: &skey })?
                     }
                     _ => {
                         let layer_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64);

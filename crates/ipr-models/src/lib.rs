@@ -37,6 +37,7 @@ mod net;
 mod owner;
 mod params;
 mod resnet;
+mod retrofit;
 mod sampling;
 mod scheme;
 mod store;
@@ -50,6 +51,7 @@ pub use owner::{ClaimSignature, OWNER_FORMAT, OwnerError, OwnerKey, PublicKey, R
 pub use blocks::{BlockSpec, block_specs};
 pub use params::{ParamMapper, ParamVisitor, map_params, param_paths, param_values, tensor_values, visit_params};
 pub use resnet::{BasicBlock, ResNet};
+pub use retrofit::{align_signs, retrofit};
 pub use sampling::sample_passports;
 pub use scheme::Scheme;
 pub use store::{

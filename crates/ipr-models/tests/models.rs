@@ -261,3 +261,65 @@ fn record_with_a_tensor_of_another_element_type_is_an_error_naming_the_file() {
     let msg = err.to_string();
     assert!(msg.contains("model.bpk") && msg.contains("features.0.conv.weight") && msg.contains("I32"), "{msg}");
 }
+
+/// A "trained" AlexNet without passports: every norm given a scale of either sign and a shift,
+/// as training leaves them.
+fn trained_alexnet(width: f64, device: &Device) -> AlexNet {
+    let net = AlexNet::init(&config(Arch::Alexnet, width), &Layout::none(), device).unwrap();
+    net.try_map_blocks::<std::convert::Infallible>(&mut |_, mut block| {
+        let c = block.out_channels();
+        let random = |lo, hi| burn::module::Param::from_tensor(Tensor::<1>::random([c], burn::tensor::Distribution::Uniform(lo, hi), device));
+        block.bn.weight = Some(random(-1.5, 1.5));
+        block.bn.bias = Some(random(-0.5, 0.5));
+        Ok(block)
+    })
+    .unwrap()
+}
+
+/// Retrofitted V1 and V2 models compute what the trained model computes, before and after the
+/// signature is put into γ's signs, and their bound bits are the hash of their final passports.
+#[test]
+fn retrofitted_models_compute_the_trained_model_and_carry_a_bound_signature() {
+    let device = Device::flex();
+    device.seed(17);
+    let trained = trained_alexnet(0.25, &device);
+    let x = Tensor::<4>::random([4, 3, 32, 32], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let want = trained.forward(x.clone()).logits;
+    let owner = ipr_models::PublicKey([9; 32]);
+    for private in [false, true] {
+        let layout = Layout::parse("4 = \"IPR\"\n5 = true\n6 = true\n", "layout.toml").unwrap().with_private(private).with_owner(Some(owner));
+        let template = AlexNet::init(&config(Arch::Alexnet, 0.25), &layout, &device).unwrap();
+        let (model, fits) = ipr_models::retrofit(trained.clone(), &template).unwrap();
+        assert_eq!(fits.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["4", "5", "6"]);
+        assert!(fits.iter().all(|(_, f)| f.scale_error < 1e-3 && f.shift_error < 1e-3), "{fits:?}");
+        let signatures = layout.signatures(&model, 1).unwrap();
+        let (model, negated) = ipr_models::align_signs(model, &signatures).unwrap();
+        assert!(negated > 0);
+        let tolerance = burn::tensor::Tolerance::absolute(1e-3);
+        for out in [model.forward_private(x.clone()).logits, model.forward(x.clone()).logits] {
+            out.into_data().assert_approx_eq::<f32>(&want.clone().into_data(), tolerance);
+        }
+        for (path, signature) in &signatures {
+            let (_, block) = model.blocks().into_iter().find(|(p, _)| p == path).unwrap();
+            let (gamma, _) = block.passport_gamma_beta().unwrap();
+            let gamma = gamma.into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(ipr_passport::matching_bits(&gamma, signature), signature.len(), "layer {path}");
+            let skey = block.skey.as_ref().unwrap().val();
+            let shape = skey.dims();
+            let skey = skey.into_data().try_to_vec::<f32>().unwrap();
+            let (agree, total) = signature.binding(&owner.0, path, ipr_passport::PassportValues { shape, skey: &skey }).unwrap();
+            assert_eq!(agree, total, "layer {path}: the bits are the hash of the final scale passport");
+        }
+    }
+}
+
+#[test]
+fn retrofit_of_another_width_or_of_a_passport_model_is_refused() {
+    let device = Device::flex();
+    let layout = Layout::parse("4 = true\n", "layout.toml").unwrap();
+    let template = AlexNet::init(&config(Arch::Alexnet, 0.25), &layout, &device).unwrap();
+    let err = ipr_models::retrofit(trained_alexnet(0.5, &device), &template).unwrap_err().to_string();
+    assert!(err.contains("another width"), "{err}");
+    let err = ipr_models::retrofit(template.clone(), &template).unwrap_err().to_string();
+    assert!(err.contains("passport layer `4` already") && err.contains("v0"), "{err}");
+}

@@ -38,4 +38,12 @@ pub enum PassportError {
         /// Input channels of the layer.
         channels: usize,
     },
+    /// A block cannot be retrofitted with passports.
+    #[error("layer `{layer}` cannot take retrofitted passports: {why}")]
+    Retrofit {
+        /// Layer path.
+        layer: String,
+        /// What is wrong, and the fix.
+        why: String,
+    },
 }

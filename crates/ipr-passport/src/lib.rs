@@ -32,6 +32,7 @@ mod block;
 mod error;
 mod loss;
 mod norm;
+mod retrofit;
 mod sampling;
 mod signature;
 
@@ -39,5 +40,6 @@ pub use block::{BlockOutput, ConvBlock, ConvBlockConfig, Route};
 pub use error::PassportError;
 pub use loss::{GAMMA_DECAY, SIGN_MARGIN, sign_loss};
 pub use norm::{Norm, NormKind};
+pub use retrofit::RetrofitFit;
 pub use sampling::{KeyType, Selection, select_passport};
 pub use signature::{BOUND_DOMAIN, PassportValues, Signature, SignatureSpec, bound_bits, decode_text, detection_rate, matching_bits};

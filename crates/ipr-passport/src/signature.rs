@@ -2,9 +2,13 @@
 //!
 //! A text signature stores 8 bits per ASCII character, most significant bit first, with bit `1`
 //! encoded as +1 and `0` as -1; the channels after the text carry random bits, or, in a *bound*
-//! signature, bits drawn from a hash of the owner's public key, the layer's path and its
-//! passports ([`bound_bits`]): a forger who changes the passports changes the bits they must
-//! match, so passports and signature cannot be chosen apart.
+//! signature, bits drawn from a hash of the owner's public key, the layer's path and its scale
+//! passport ([`bound_bits`]): a forger who changes that passport changes the bits it must match,
+//! so passports and signature cannot be chosen apart.
+//!
+//! The hash covers the scale passport `P_γ` alone: the signs of γ depend on `P_γ` and the conv
+//! weights only, so `P_β` adds nothing to what a forger must match, and leaving it out lets `P_β`
+//! be chosen after the bits are known (a retrofit solves it to keep a trained network's shift).
 
 use rand::{Rng, SeedableRng};
 use sha3::Shake256;
@@ -38,22 +42,20 @@ pub struct Signature {
 }
 
 /// Domain tag of [`bound_bits`]: the hash of a bound signature is never the hash of anything else.
-pub const BOUND_DOMAIN: &[u8] = b"DeepIPR bound signature v1";
+pub const BOUND_DOMAIN: &[u8] = b"DeepIPR bound signature v2 (scale passport)";
 
-/// The passports a bound signature is bound to: `[n, c, h, w]` and the values of `P_γ` (`skey`)
-/// and `P_β` (`key`), row-major.
+/// The passport a bound signature is bound to: `[n, c, h, w]` and the values of `P_γ` (`skey`),
+/// row-major.
 #[derive(Clone, Copy, Debug)]
 pub struct PassportValues<'a> {
-    /// Shape of each passport.
+    /// Shape of the passport.
     pub shape: [usize; 4],
     /// Scale passport `P_γ`.
     pub skey: &'a [f32],
-    /// Bias passport `P_β`.
-    pub key: &'a [f32],
 }
 
 /// `channels` ±1 bits read from SHAKE-256 over [`BOUND_DOMAIN`] ‖ the owner's 32-byte public key
-/// ‖ the layer path ‖ the passports (shape as four little-endian `u64`, then `P_γ` and `P_β` as
+/// ‖ the layer path ‖ the scale passport (shape as four little-endian `u64`, then `P_γ` as
 /// little-endian `f32`, every length prefixed as a little-endian `u64`). Bit `i` is bit
 /// `7 - i % 8` of output byte `i / 8`, `1` meaning +1.
 pub fn bound_bits(owner: &[u8; 32], layer: &str, passports: PassportValues<'_>, channels: usize) -> Vec<i8> {
@@ -69,7 +71,6 @@ pub fn bound_bits(owner: &[u8; 32], layer: &str, passports: PassportValues<'_>, 
     field(&shape);
     let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     field(&floats(passports.skey));
-    field(&floats(passports.key));
     let mut bytes = vec![0u8; channels.div_ceil(8)];
     hasher.finalize_xof().read(&mut bytes);
     (0..channels).map(|i| if (bytes[i / 8] >> (7 - i % 8)) & 1 == 1 { 1 } else { -1 }).collect()
@@ -233,19 +234,19 @@ mod tests {
     }
 
     fn passports(values: &[f32]) -> PassportValues<'_> {
-        PassportValues { shape: [1, 2, 2, 2], skey: &values[..8], key: &values[8..] }
+        PassportValues { shape: [1, 2, 2, 2], skey: values }
     }
 
     #[test]
     fn bound_bits_follow_every_passport_value_the_key_and_the_layer() {
-        let values: Vec<f32> = (0..16).map(|i| i as f32 * 0.25 - 1.0).collect();
+        let values: Vec<f32> = (0..8).map(|i| i as f32 * 0.25 - 1.0).collect();
         let owner = [7u8; 32];
         let sig = Signature::bound(&SignatureSpec::Text("A".into()), 64, "4", &owner, passports(&values)).unwrap();
         assert_eq!((sig.bound_from, sig.text.as_deref()), (Some(8), Some("A")));
         assert_eq!(&sig.bits[..8], &[-1, 1, -1, -1, -1, -1, -1, 1], "'A' = 0100_0001");
         assert_eq!(sig.binding(&owner, "4", passports(&values)), Some((56, 56)));
         // One passport value changed by one ulp: other bits.
-        for i in [0, 15] {
+        for i in [0, 7] {
             let mut changed = values.clone();
             changed[i] = f32::from_bits(changed[i].to_bits() + 1);
             let (agree, total) = sig.binding(&owner, "4", passports(&changed)).unwrap();

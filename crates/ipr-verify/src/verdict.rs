@@ -107,7 +107,7 @@ fn binding<M: Net>(model: &M, claim: &Claim<'_>) -> Binding {
         let n = layer.signature.len() - layer.signature.bound_from.unwrap_or(0).min(layer.signature.len());
         let checked = passports.iter().find(|p| p.path == layer.path).and_then(|p| {
             p.check().ok()?;
-            layer.signature.binding(&owner.public_key.0, &layer.path, PassportValues { shape: p.shape, skey: &p.skey, key: &p.key })
+            layer.signature.binding(&owner.public_key.0, &layer.path, PassportValues { shape: p.shape, skey: &p.skey })
         });
         let ok = checked.unwrap_or((0, n));
         agree += ok.0;

@@ -330,7 +330,7 @@ impl<M: Net> Session<'_, M> {
             .iter()
             .filter_map(|l| {
                 let p = passports.iter().find(|p| p.path == l.path)?;
-                let values = PassportValues { shape: p.shape, skey: &p.skey, key: &p.key };
+                let values = PassportValues { shape: p.shape, skey: &p.skey };
                 let spec = ipr_passport::SignatureSpec::Random;
                 let signature = ipr_passport::Signature::bound(&spec, l.signature.len(), &l.path, &key.public().0, values).ok()?;
                 Some(LayerSignature { path: l.path.clone(), signature })

@@ -111,6 +111,14 @@ impl Earlier<'_> {
     fn train_stage(&self, table: &Table, key: &str, target: &str) -> Result<String> {
         table.refer(key, target, &self.names())
     }
+
+    /// The scheme of the earlier train stage `name`.
+    fn scheme(&self, name: &str) -> Option<ipr_models::Scheme> {
+        self.0.iter().find_map(|s| match &s.kind {
+            StageKind::Train(t) if s.name == name => Some(t.scheme),
+            _ => None,
+        })
+    }
 }
 
 fn is_safe_name(name: &str) -> bool {

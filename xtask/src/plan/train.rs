@@ -99,6 +99,9 @@ pub struct TrainStage {
     /// The train stage named by `pretrained` (where sampled passports come from; V3's
     /// trigger-set control).
     pub pretrained: Option<String>,
+    /// The V0 train stage whose trained model this passport stage starts from (`init`): its
+    /// weights kept, passports retrofitted to reproduce it.
+    pub init: Option<String>,
     /// Passport layout file (absolute).
     pub layout: PathBuf,
     /// The trigger set (V3).
@@ -112,6 +115,8 @@ pub struct TrainStage {
 struct Written<'a> {
     scheme: Scheme,
     pretrained: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    init: Option<&'a str>,
     key_type: KeyType,
     passport: &'a Path,
     #[serde(skip_serializing_if = "is_default")]
@@ -137,6 +142,7 @@ impl Serialize for TrainStage {
         Written {
             scheme: self.scheme,
             pretrained: self.pretrained.as_deref(),
+            init: self.init.as_deref(),
             key_type,
             passport: &self.layout,
             passport_source,
@@ -154,6 +160,7 @@ impl Serialize for TrainStage {
 pub struct TrainKeys {
     scheme: Option<Scheme>,
     pretrained: Option<String>,
+    init: Option<String>,
     key_type: Option<KeyType>,
     passport: Option<PathBuf>,
     trigger_set: Option<String>,
@@ -184,13 +191,27 @@ pub(super) fn resolve(mut table: Table, earlier: &Earlier<'_>, cx: &TrainContext
     let trigger = trigger(&table, &keys, scheme, cx.root)?;
     let pretrained = keys.pretrained.as_ref().map(|p| earlier.train_stage(&table, "pretrained", p)).transpose()?;
     let passports = passports(&table, &keys, scheme, pretrained.as_deref(), trigger.is_some())?;
+    let init = init(&table, &keys, scheme, earlier)?;
     let layout = keys
         .passport
         .or_else(|| cx.model_layout.map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from(format!("configs/passport/{}.toml", cx.arch)));
     let layout = if layout.is_relative() { cx.root.join(layout) } else { layout };
     let config = training_config(cx.defaults.iter().chain(&train_entries), cx.seed, &table.place)?;
-    Ok(TrainStage { scheme, passports, pretrained, layout, trigger, config })
+    Ok(TrainStage { scheme, passports, pretrained, init, layout, trigger, config })
+}
+
+/// The V0 stage a passport stage is retrofitted into (`init`).
+fn init(table: &Table, keys: &TrainKeys, scheme: Scheme, earlier: &Earlier<'_>) -> Result<Option<String>> {
+    let Some(name) = &keys.init else { return Ok(None) };
+    if !scheme.has_passports() {
+        bail!("{}: init retrofits passports into a trained model, and scheme v0 has none; remove it, or use scheme v1, v2 or v3", table.at("init"));
+    }
+    let name = earlier.train_stage(table, "init", name)?;
+    if earlier.scheme(&name) != Some(Scheme::V0) {
+        bail!("{}: stage `{name}` is not a v0 stage; init takes a model trained without passports", table.at("init"));
+    }
+    Ok(Some(name))
 }
 
 /// The trigger set of a V3 stage; the trigger keys on any other scheme are errors.

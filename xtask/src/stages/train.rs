@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use ipr_data::{Dataset, ImageSet, Loader, TRIGGER_LABELS_FILE, TriggerSetConfig, generate_trigger_set, write_trigger_set};
 use ipr_models::{
-    BUNDLE_FORMAT, LayerPassports, LayerSignature, Layout, Net, OwnerBundle, Receipt, Scheme, sample_passports, save_module, save_module_with_mode,
-    weights_digest,
+    BUNDLE_FORMAT, LayerPassports, LayerSignature, Layout, Net, OwnerBundle, Receipt, Scheme, align_signs, retrofit, sample_passports, save_module,
+    save_module_with_mode, weights_digest,
 };
-use ipr_passport::Route;
+use ipr_passport::{RetrofitFit, Route};
 use ipr_schemes::{EpochRow, PassportObjective, Run, TrainData, TrainOutcome, eval_form, evaluate, train};
 use ipr_verify::{SignatureReport, check_passports, check_signatures};
 use rand::SeedableRng;
@@ -39,6 +39,9 @@ struct Summary {
     public_model_test_acc: Option<f64>,
     /// V3: the trigger set.
     trigger: Option<TriggerSummary>,
+    /// `init`: how the passports were retrofitted into the trained model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retrofit: Option<Retrofit>,
     detection: SignatureReport,
     seconds: f64,
     images_per_second: f64,
@@ -54,6 +57,55 @@ struct TriggerSummary {
     private_acc: f64,
     /// Accuracy on the same set of the pretrained stage, never trained on it (the control).
     control: Option<(String, f64)>,
+}
+
+/// How passports were retrofitted into a trained model (`init`).
+#[derive(Serialize)]
+struct Retrofit {
+    /// The V0 stage.
+    from: String,
+    /// Each passport layer's fit of the trained affine.
+    layers: LayerFits,
+    /// Channels whose filter was negated to carry the signature.
+    negated: usize,
+    /// Test accuracy before any training: the passport path, and the public path.
+    private_acc: f64,
+    public_acc: f64,
+}
+
+/// Each retrofitted layer's path and fit.
+type LayerFits = Vec<(String, RetrofitFit)>;
+
+/// `model` retrofitted into the trained V0 of stage `init`, when the stage has one: that
+/// model's weights, with `model`'s passports moved to reproduce its affine.
+fn retrofitted<M: Net>(ctx: &Ctx<'_>, name: &str, model: M, t: &TrainStage, device: &Device) -> Result<(M, Option<LayerFits>)> {
+    let Some(init) = &t.init else { return Ok((model, None)) };
+    let dir = ctx.stage_dir(init);
+    let (trained, card) = rebuild::<M>(&dir, device).with_context(|| format!("stage `{name}`: reading the model of stage `{init}` (init)"))?;
+    anyhow::ensure!(
+        card.model == ctx.net_config(),
+        "stage `{name}`: `{}` is a {} model with {} classes, width {} and norm {:?}, but this plan's [model] is a {} with {} classes, width {} and norm {:?}; retrain stage `{init}` with this [model] (delete its folder)",
+        dir.join("model.bpk").display(),
+        card.model.arch.name(),
+        card.model.num_classes,
+        card.model.width,
+        card.model.norm,
+        ctx.net_config().arch.name(),
+        ctx.net_config().num_classes,
+        ctx.net_config().width,
+        ctx.net_config().norm,
+    );
+    let (model, fits) = retrofit(trained, &model).with_context(|| format!("stage `{name}`: retrofitting passports into `{}`", dir.join("model.bpk").display()))?;
+    for (path, fit) in &fits {
+        tracing::info!(
+            "retrofit `{path}`: γ within {:.1e} and β within {:.1e} of the trained affine; passports moved by {:.0}% (P_γ) and {:.0}% (P_β) of their norm",
+            fit.scale_error,
+            fit.shift_error,
+            100.0 * fit.scale_passport_change,
+            100.0 * fit.shift_passport_change
+        );
+    }
+    Ok((model, Some(fits)))
 }
 
 /// The passport layout a train stage uses (none for V0).
@@ -141,8 +193,22 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage, dir: &Path) -> Res
     let model = M::init(&ctx.net_config(), &layout, &device).with_context(|| format!("stage `{name}`: building the model"))?;
     let triggers = trigger_set(ctx, t, dir)?;
     let model = with_sampled_passports(ctx, name, model, t, triggers.as_ref())?;
-    let signatures: Vec<LayerSignature> =
-        layout.signatures(&model, ctx.seed)?.into_iter().map(|(path, signature)| LayerSignature { path, signature }).collect();
+    let (model, fits) = retrofitted(ctx, name, model, t, &device)?;
+    let signed = layout.signatures(&model, ctx.seed)?;
+    let (model, retrofit) = match fits {
+        Some(layers) => {
+            // The bits are drawn from the solved scale passports, then put into γ's signs.
+            let (model, negated) = align_signs(model, &signed).with_context(|| format!("stage `{name}`: retrofitting the signature"))?;
+            let test = ctx.data.test_loader()?;
+            let start = model.valid();
+            let private_acc = evaluate(&eval_form(&start, Route::Private), &test, &ctx.device)?.accuracy;
+            let public_acc = evaluate(&eval_form(&start, Route::Public), &test, &ctx.device)?.accuracy;
+            tracing::info!("retrofitted into stage `{}`: before training, passport path {:.2}%, public path {:.2}%", t.init.as_deref().unwrap_or("?"), 100.0 * private_acc, 100.0 * public_acc);
+            (model, Some(Retrofit { from: t.init.clone().unwrap_or_default(), layers, negated, private_acc, public_acc }))
+        }
+        None => (model, None),
+    };
+    let signatures: Vec<LayerSignature> = signed.into_iter().map(|(path, signature)| LayerSignature { path, signature }).collect();
 
     let objective = PassportObjective::new(&signatures, t.config.sign_loss, &device);
     let train_loader = match (&triggers, &t.trigger) {
@@ -158,7 +224,7 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage, dir: &Path) -> Res
         Some(set) => Some(trigger_summary(ctx, t, &model, set)?),
         None => None,
     };
-    let summary = summarise(t, &outcome, &published, trigger, train_loader.num_batches(), started);
+    let summary = summarise(t, &outcome, &published, trigger, retrofit, train_loader.num_batches(), started);
     write_json(&dir.join("summary.json"), &summary)?;
     ipr_models::write_atomic(&dir.join("report.md"), report(name, &summary, &outcome.history).as_bytes(), None)?;
     headline(t, &summary, &outcome.history, !signatures.is_empty())
@@ -232,7 +298,15 @@ fn trigger_summary<M: Net>(ctx: &Ctx<'_>, t: &TrainStage, model: &M, set: &Image
     Ok(TriggerSummary { images: set.len(), per_batch, public_acc, private_acc, control })
 }
 
-fn summarise<M>(t: &TrainStage, outcome: &TrainOutcome<M>, published: &Published, trigger: Option<TriggerSummary>, batches: usize, started: Instant) -> Summary {
+fn summarise<M>(
+    t: &TrainStage,
+    outcome: &TrainOutcome<M>,
+    published: &Published,
+    trigger: Option<TriggerSummary>,
+    retrofit: Option<Retrofit>,
+    batches: usize,
+    started: Instant,
+) -> Summary {
     let last = outcome.history.last();
     let trained_epochs = outcome.history.len() - outcome.resumed_after.unwrap_or(0);
     let train_seconds: f64 = outcome.history.iter().rev().take(trained_epochs).map(|r| r.seconds).sum();
@@ -246,6 +320,7 @@ fn summarise<M>(t: &TrainStage, outcome: &TrainOutcome<M>, published: &Published
         private_test_acc: last.and_then(|r| r.private_acc),
         public_model_test_acc: published.public_model_test_acc,
         trigger,
+        retrofit,
         detection: published.detection.clone(),
         seconds: started.elapsed().as_secs_f64(),
         images_per_second: (trained_epochs * batches * t.config.batch_size) as f64 / train_seconds.max(1e-9),
@@ -294,6 +369,24 @@ fn report(name: &str, s: &Summary, history: &[EpochRow]) -> String {
             pct(tr.private_acc),
             tr.control.as_ref().map_or(String::new(), |(st, a)| format!("; `{st}` (never trained on it) {}", pct(*a)))
         );
+    }
+    if let Some(r) = &s.retrofit {
+        out += &format!(
+            "- retrofitted into stage `{}`: before training, passport path {}, public path {}; {} filters negated to carry the signature\n",
+            r.from,
+            pct(r.private_acc),
+            pct(r.public_acc),
+            r.negated
+        );
+        for (path, fit) in &r.layers {
+            out += &format!(
+                "  - `{path}`: γ within {:.1e}, β within {:.1e} of the trained affine; passports moved by {:.0}% (P_γ) and {:.0}% (P_β) of their norm\n",
+                fit.scale_error,
+                fit.shift_error,
+                100.0 * fit.scale_passport_change,
+                100.0 * fit.shift_passport_change
+            );
+        }
     }
     if !s.detection.layers.is_empty() {
         out += &format!("\n{}", detection_table(&s.detection));

@@ -119,6 +119,9 @@ fn user_mistakes_are_clear_errors() {
         ("missing layout", good.replace("layout.toml", "nope.toml"), &["nope.toml", "passport"]),
         ("layout path", good.replace("layout.toml", "bad.toml"), &["bad.toml", "`9`", "valid paths: 0, 2, 4, 5, 6"]),
         ("signature too long", good.replace("layout.toml", "long.toml"), &["`4`", "48 channels", "at most 6 characters"]),
+        ("init of an unknown stage", good.replace("scheme = \"v1\"", "scheme = \"v1\"\ninit = \"base\""), &["`init`", "`base`", "baseline"]),
+        ("init on v0", good.replace("scheme = \"v0\"", "scheme = \"v0\"\ninit = \"baseline\""), &["`init`", "scheme v0", "v1, v2 or v3"]),
+        ("init from a passport stage", good.replace("from = \"v1\"\n[[stage]]", "from = \"v1\"\n[[stage]]\nname = \"v2\"\nkind = \"train\"\nscheme = \"v2\"\nkey_type = \"random\"\ninit = \"v1\"\n[[stage]]"), &["`init`", "`v1` is not a v0 stage"]),
     ];
     std::fs::write(tmp.path().join("bad.toml"), "9 = true\n").unwrap();
     std::fs::write(tmp.path().join("long.toml"), "4 = \"much too long\"\n").unwrap();
@@ -482,4 +485,82 @@ fn checkpoint_of_another_architecture_is_a_clear_error() {
         }
         assert!(!msg.contains("panicked") && !msg.contains("RUST_BACKTRACE"), "{what}: {msg}");
     }
+}
+
+const RETROFIT: &str = r#"
+name = "retrofit"
+seed = 4
+[data]
+dataset = "fashion-mnist"
+train_per_class = 60
+test_subset = 1000
+[model]
+arch = "alexnet"
+width = 0.125
+[train]
+batch_size = 32
+lr_steps = []
+epochs = 1
+[[stage]]
+name = "baseline"
+kind = "train"
+scheme = "v0"
+epochs = 4
+lr = 0.01
+[[stage]]
+name = "v1"
+kind = "train"
+scheme = "v1"
+init = "baseline"
+pretrained = "baseline"
+passport = "LAYOUT"
+lr = 0.001
+[[stage]]
+name = "v2"
+kind = "train"
+scheme = "v2"
+init = "baseline"
+passport = "LAYOUT"
+key_type = "random"
+lr = 0.001
+[[stage]]
+name = "verify"
+kind = "verify"
+from = "v1"
+"#;
+
+/// Passports retrofitted into a trained V0 on real data: before any training the V1 passport
+/// path and both V2 paths score exactly what the baseline scores, every bit of the (bound)
+/// signature is in γ from the start, and the verifier finds it after the fine-tune.
+#[test]
+fn retrofitted_passports_start_from_the_trained_model() {
+    let _serial = serial();
+    need_fashion_mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout.toml");
+    std::fs::write(&layout, crate::support::LAYOUT).unwrap();
+    let plan = write_plan(tmp.path(), &RETROFIT.replace("LAYOUT", layout.to_str().unwrap()));
+    let runs = tmp.path().join("runs");
+    let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = runs.join("retrofit");
+    let baseline = json(&dir.join("baseline/summary.json"))["test_acc"].as_f64().unwrap();
+    assert!(baseline > 0.4, "{baseline}");
+    for stage in ["v1", "v2"] {
+        let summary = json(&dir.join(format!("{stage}/summary.json")));
+        let retrofit = &summary["retrofit"];
+        assert_eq!(retrofit["from"], "baseline", "{summary}");
+        // The same 1 000 test images: the function is the baseline's up to rounding.
+        for path in ["private_acc", "public_acc"] {
+            let start = retrofit[path].as_f64().unwrap();
+            assert!((start - baseline).abs() <= 0.002, "{stage} {path}: {start} vs baseline {baseline}");
+        }
+        assert!(retrofit["negated"].as_u64().unwrap() > 0, "{summary}");
+        let detection = &summary["detection"];
+        assert_eq!(detection["matched"], detection["total"], "{stage}: {summary}");
+        assert!(summary["test_acc"].as_f64().unwrap() > baseline - 0.1, "{summary}");
+    }
+    assert!(std::fs::read_to_string(dir.join("v1/stage.toml")).unwrap().contains("init = \"baseline\""));
+    let verify = json(&dir.join("verify/summary.json"));
+    assert_eq!(verify["signature"]["matched"], verify["signature"]["total"], "{verify}");
 }
