@@ -9,8 +9,9 @@ images get the transform the file's metadata describe (IDX images zero-padded, c
 model's input size, then normalised with its mean and std).
 
 Usage:
-    python3 bench/pytorch_load.py --model model.safetensors [--data /usr/share/datasets/fashion-mnist]
-Prints the accuracy on the test split. Needs torch and safetensors.
+    python3 bench/pytorch_load.py --model model.safetensors [--data /usr/share/datasets/fashion-mnist] [--save-pth model.pth]
+Prints the accuracy on the test split; `--save-pth` also saves the module's state dict as the
+reference saves its checkpoints (`torch.save(model.state_dict())`). Needs torch and safetensors.
 """
 
 import argparse
@@ -123,6 +124,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--save-pth", help="also write the loaded module's state dict with torch.save (a reference-style .pth)")
     args = ap.parse_args()
     with safe_open(args.model, "pt") as f:
         meta = f.metadata()
@@ -145,6 +147,8 @@ def main():
     with torch.no_grad():
         for i in range(0, len(images), 500):
             correct += (model(images[i:i + 500]).argmax(1) == labels[i:i + 500]).sum().item()
+    if args.save_pth:
+        torch.save(model.state_dict(), args.save_pth)
     print(json.dumps({"model": args.model, "module": meta["module"], "strict": True, "tensors": len(state), "test_images": len(images), "accuracy": correct / len(images)}))
 
 

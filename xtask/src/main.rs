@@ -41,39 +41,7 @@ enum Command {
     /// `--owner`, settle a dispute between the claimants. Exit status 0: owned (in a dispute:
     /// exactly one claim supported); 1: not owned, inconclusive, no claim supported or
     /// ambiguous; 2: an error.
-    Verify {
-        /// The model: a record written by this tool (a V1 model, a V2/V3 public model, or an
-        /// owner's model) or a state dict saved by the PyTorch reference (`.pth`).
-        #[arg(long, value_name = "PATH")]
-        model: PathBuf,
-        /// An owner bundle (`owner.json`), as `PATH` or `NAME=PATH` (the name the reports give
-        /// the claimant). Optional for a PyTorch checkpoint, whose own passports and signatures
-        /// are then used. Repeat it for a dispute between claimants.
-        #[arg(long, value_name = "[NAME=]PATH")]
-        owner: Vec<String>,
-        /// A registration receipt of a claim (`cargo xtask register`); repeatable.
-        #[arg(long, value_name = "PATH")]
-        receipt: Vec<PathBuf>,
-        /// A claimant's own published model, `NAME=PATH` (NAME as in --owner): each other claim
-        /// is also checked against it. Repeatable.
-        #[arg(long, value_name = "NAME=PATH")]
-        original: Vec<String>,
-        /// Test data for the fidelity check: fashion-mnist, mnist, cifar10 or cifar100.
-        #[arg(long, value_name = "DATASET")]
-        data: Option<String>,
-        /// The dataset's folder (default: the plans' default for that dataset).
-        #[arg(long, value_name = "DIR")]
-        data_root: Option<PathBuf>,
-        /// A trigger set (pics/ and labels-cifar.txt) for the black-box check; needs --data.
-        #[arg(long, value_name = "DIR")]
-        trigger: Option<PathBuf>,
-        /// Forged-passport draws in the fidelity check.
-        #[arg(long, default_value_t = 5)]
-        forged: usize,
-        /// Print the verdict as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(VerifyArgs),
     /// Owner keys: `keys new --out DIR` makes an Ed25519 key pair (DIR/owner.key, mode 0600,
     /// and DIR/owner.pub).
     Keys {
@@ -133,6 +101,42 @@ enum Command {
         #[arg(long, value_name = "ARCH-SCHEME")]
         only: Vec<String>,
     },
+}
+
+/// The arguments of `cargo xtask verify`.
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The model: a record written by this tool (a V1 model, a V2/V3 public model, or an
+    /// owner's model) or a state dict saved by the PyTorch reference (`.pth`).
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+    /// An owner bundle (`owner.json`), as `PATH` or `NAME=PATH` (the name the reports give
+    /// the claimant). Optional for a PyTorch checkpoint, whose own passports and signatures
+    /// are then used. Repeat it for a dispute between claimants.
+    #[arg(long, value_name = "[NAME=]PATH")]
+    owner: Vec<String>,
+    /// A registration receipt of a claim (`cargo xtask register`); repeatable.
+    #[arg(long, value_name = "PATH")]
+    receipt: Vec<PathBuf>,
+    /// A claimant's own published model, `NAME=PATH` (NAME as in --owner): each other claim
+    /// is also checked against it. Repeatable.
+    #[arg(long, value_name = "NAME=PATH")]
+    original: Vec<String>,
+    /// Test data for the fidelity check: fashion-mnist, mnist, cifar10 or cifar100.
+    #[arg(long, value_name = "DATASET")]
+    data: Option<String>,
+    /// The dataset's folder (default: the plans' default for that dataset).
+    #[arg(long, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+    /// A trigger set (pics/ and labels-cifar.txt) for the black-box check; needs --data.
+    #[arg(long, value_name = "DIR")]
+    trigger: Option<PathBuf>,
+    /// Forged-passport draws in the fidelity check.
+    #[arg(long, default_value_t = 5)]
+    forged: usize,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -219,28 +223,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Verify { model, owner, receipt, original, data, data_root, trigger, forged, json } => {
-            let data = data
-                .map(|name| {
-                    serde_json::from_value::<plan::DatasetKind>(serde_json::Value::String(name.clone())).map_err(|_| {
-                        anyhow::anyhow!("--data {name}: unknown dataset; use fashion-mnist, mnist, cifar10 or cifar100")
-                    })
-                })
-                .transpose()?;
-            let owners: Vec<(String, PathBuf)> = owner.iter().map(|o| named(o)).collect();
-            let originals = original
-                .iter()
-                .map(|o| {
-                    o.split_once('=')
-                        .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
-                        .ok_or_else(|| anyhow::anyhow!("--original {o}: write NAME=PATH, with NAME as in --owner NAME=PATH"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let request = verify::Request { model, owners, receipts: receipt, originals, data, data_root, trigger, forged, json };
-            let outcome = verify::run(&request)?;
-            print!("{}", outcome.output);
-            Ok(if outcome.owned { ExitCode::SUCCESS } else { ExitCode::from(1) })
-        }
+        Command::Verify(args) => verify_command(args),
         Command::Run { plan, force, runs, wait } => {
             let root = project_root();
             let plan = plan::Plan::load(&plan, &root)?;
@@ -285,28 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("receipt of {} written to {}: commitment {}", owner.display(), out.display(), receipt.commitment);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Data { what: DataCommand::Fetch { name, root, mirror } } => {
-            let source = xtask::fetch::source(&name)?;
-            let kind: plan::DatasetKind = serde_json::from_value(serde_json::Value::String(name.clone()))?;
-            let project = project_root();
-            let system = std::path::Path::new(ipr_data::FASHION_MNIST_DIR);
-            if root.is_none() && kind == plan::DatasetKind::FashionMnist && system.is_dir() {
-                println!("Fashion-MNIST is installed at {} (the plans' default); nothing to fetch (pass --root DIR for a copy of your own)", system.display());
-                return Ok(ExitCode::SUCCESS);
-            }
-            let root = match root {
-                Some(r) if r.is_relative() => project.join(r),
-                Some(r) => r,
-                None => kind.fetch_root(&project).expect("every fetchable dataset has a folder"),
-            };
-            let client = xtask::fetch::Client::new(mirror, std::io::IsTerminal::is_terminal(&std::io::stderr()));
-            if xtask::fetch::fetch(&client, &source, &root)? {
-                println!("{name} fetched into {}", root.display());
-            } else {
-                println!("{} exists; nothing fetched (move it away to fetch {name} again)", root.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Data { what: DataCommand::Fetch { name, root, mirror } } => fetch_command(&name, root, mirror),
         Command::Data { what: DataCommand::TriggerSet { n, size, channels, classes, seed, out, force } } => {
             let config = ipr_data::TriggerSetConfig { n, size, channels, num_classes: classes, seed };
             let set = ipr_data::generate_trigger_set(&config)?;
@@ -320,4 +282,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `cargo xtask verify`: one claim's verdict, or a dispute between several.
+fn verify_command(args: VerifyArgs) -> Result<ExitCode> {
+    let VerifyArgs { model, owner, receipt, original, data, data_root, trigger, forged, json } = args;
+    let data = data
+        .map(|name| {
+            serde_json::from_value::<plan::DatasetKind>(serde_json::Value::String(name.clone()))
+                .map_err(|_| anyhow::anyhow!("--data {name}: unknown dataset; use fashion-mnist, mnist, cifar10 or cifar100"))
+        })
+        .transpose()?;
+    let owners: Vec<(String, PathBuf)> = owner.iter().map(|o| named(o)).collect();
+    let originals = original
+        .iter()
+        .map(|o| {
+            o.split_once('=')
+                .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
+                .ok_or_else(|| anyhow::anyhow!("--original {o}: write NAME=PATH, with NAME as in --owner NAME=PATH"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let request = verify::Request { model, owners, receipts: receipt, originals, data, data_root, trigger, forged, json };
+    let outcome = verify::run(&request)?;
+    print!("{}", outcome.output);
+    Ok(if outcome.owned { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `cargo xtask data fetch NAME`: a dataset's official files into the plans' default folder.
+fn fetch_command(name: &str, root: Option<PathBuf>, mirror: Option<String>) -> Result<ExitCode> {
+    let source = xtask::fetch::source(name)?;
+    let kind: plan::DatasetKind = serde_json::from_value(serde_json::Value::String(name.to_string()))?;
+    let project = project_root();
+    let system = std::path::Path::new(ipr_data::FASHION_MNIST_DIR);
+    if root.is_none() && kind == plan::DatasetKind::FashionMnist && system.is_dir() {
+        println!("Fashion-MNIST is installed at {} (the plans' default); nothing to fetch (pass --root DIR for a copy of your own)", system.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let root = match root {
+        Some(r) if r.is_relative() => project.join(r),
+        Some(r) => r,
+        None => kind.fetch_root(&project).expect("every fetchable dataset has a folder"),
+    };
+    let client = xtask::fetch::Client::new(mirror, std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if xtask::fetch::fetch(&client, &source, &root)? {
+        println!("{name} fetched into {}", root.display());
+    } else {
+        println!("{} exists; nothing fetched (move it away to fetch {name} again)", root.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

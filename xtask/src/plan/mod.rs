@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 pub use self::train::{
-    DEFAULT_TRIGGER_IMAGES, DEFAULT_TRIGGERS_PER_BATCH, PassportSource, Passports, TrainKeys, TrainStage, Trigger, TriggerSource,
+    DEFAULT_TRIGGER_IMAGES, DEFAULT_TRIGGERS_PER_BATCH, Init, PassportSource, Passports, TrainKeys, TrainStage, Trigger, TriggerSource,
     training_config, training_keys,
 };
 use crate::attacks::Attack;

@@ -89,6 +89,26 @@ pub enum Passports {
     },
 }
 
+/// Where a retrofitted stage's trained model comes from (`init`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// An earlier V0 train stage of the plan.
+    Stage(String),
+    /// A state dict of the PyTorch reference's normal models (`AlexNetNormal`, `ResNet18`,
+    /// ResNet-9), a `.pth` file (absolute path).
+    Reference(PathBuf),
+}
+
+impl Init {
+    /// As the plan writes it.
+    pub fn written(&self) -> String {
+        match self {
+            Init::Stage(name) => name.clone(),
+            Init::Reference(path) => path.display().to_string(),
+        }
+    }
+}
+
 /// A train stage, resolved: every invariant checked, every default filled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainStage {
@@ -99,9 +119,9 @@ pub struct TrainStage {
     /// The train stage named by `pretrained` (where sampled passports come from; V3's
     /// trigger-set control).
     pub pretrained: Option<String>,
-    /// The V0 train stage whose trained model this passport stage starts from (`init`): its
+    /// The trained model without passports this passport stage starts from (`init`): its
     /// weights kept, passports retrofitted to reproduce it.
-    pub init: Option<String>,
+    pub init: Option<Init>,
     /// Passport layout file (absolute).
     pub layout: PathBuf,
     /// The trigger set (V3).
@@ -116,7 +136,7 @@ struct Written<'a> {
     scheme: Scheme,
     pretrained: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    init: Option<&'a str>,
+    init: Option<String>,
     key_type: KeyType,
     passport: &'a Path,
     #[serde(skip_serializing_if = "is_default")]
@@ -142,7 +162,7 @@ impl Serialize for TrainStage {
         Written {
             scheme: self.scheme,
             pretrained: self.pretrained.as_deref(),
-            init: self.init.as_deref(),
+            init: self.init.as_ref().map(Init::written),
             key_type,
             passport: &self.layout,
             passport_source,
@@ -191,7 +211,7 @@ pub(super) fn resolve(mut table: Table, earlier: &Earlier<'_>, cx: &TrainContext
     let trigger = trigger(&table, &keys, scheme, cx.root)?;
     let pretrained = keys.pretrained.as_ref().map(|p| earlier.train_stage(&table, "pretrained", p)).transpose()?;
     let passports = passports(&table, &keys, scheme, pretrained.as_deref(), trigger.is_some())?;
-    let init = init(&table, &keys, scheme, earlier)?;
+    let init = init(&table, &keys, scheme, earlier, cx.root)?;
     let layout = keys
         .passport
         .or_else(|| cx.model_layout.map(Path::to_path_buf))
@@ -201,17 +221,22 @@ pub(super) fn resolve(mut table: Table, earlier: &Earlier<'_>, cx: &TrainContext
     Ok(TrainStage { scheme, passports, pretrained, init, layout, trigger, config })
 }
 
-/// The V0 stage a passport stage is retrofitted into (`init`).
-fn init(table: &Table, keys: &TrainKeys, scheme: Scheme, earlier: &Earlier<'_>) -> Result<Option<String>> {
+/// The trained model a passport stage is retrofitted into (`init`): an earlier V0 stage, or a
+/// reference `.pth` file.
+fn init(table: &Table, keys: &TrainKeys, scheme: Scheme, earlier: &Earlier<'_>, root: &Path) -> Result<Option<Init>> {
     let Some(name) = &keys.init else { return Ok(None) };
     if !scheme.has_passports() {
         bail!("{}: init retrofits passports into a trained model, and scheme v0 has none; remove it, or use scheme v1, v2 or v3", table.at("init"));
+    }
+    if name.ends_with(".pth") {
+        let path = PathBuf::from(name);
+        return Ok(Some(Init::Reference(if path.is_relative() { root.join(path) } else { path })));
     }
     let name = earlier.train_stage(table, "init", name)?;
     if earlier.scheme(&name) != Some(Scheme::V0) {
         bail!("{}: stage `{name}` is not a v0 stage; init takes a model trained without passports", table.at("init"));
     }
-    Ok(Some(name))
+    Ok(Some(Init::Stage(name)))
 }
 
 /// The trigger set of a V3 stage; the trigger keys on any other scheme are errors.

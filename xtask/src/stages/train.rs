@@ -1,14 +1,14 @@
 //! The `train` stage: schemes V0, V1, V2 and V3 through the one training loop.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use ipr_data::{Dataset, ImageSet, Loader, TRIGGER_LABELS_FILE, TriggerSetConfig, generate_trigger_set, write_trigger_set};
 use ipr_models::{
-    BUNDLE_FORMAT, LayerPassports, LayerSignature, Layout, Net, OwnerBundle, Receipt, Scheme, align_signs, retrofit, sample_passports, save_module,
+    BUNDLE_FORMAT, LayerPassports, LayerSignature, Layout, Net, NetConfig, OwnerBundle, Receipt, Scheme, align_signs, retrofit, sample_passports, save_module,
     save_module_with_mode, weights_digest,
 };
 use ipr_passport::{RetrofitFit, Route};
@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::ctx::{Ctx, ModelCard, rebuild, rebuild_public, write_json};
 use crate::data::PASSPORT_SAMPLE;
 use crate::owner::Owner;
-use crate::plan::{PassportSource, Passports, TrainStage, TriggerSource};
+use crate::plan::{Init, PassportSource, Passports, TrainStage, TriggerSource};
 use crate::report::{detection_table, history_table, pct};
 
 #[derive(Serialize)]
@@ -62,7 +62,7 @@ struct TriggerSummary {
 /// How passports were retrofitted into a trained model (`init`).
 #[derive(Serialize)]
 struct Retrofit {
-    /// The V0 stage.
+    /// The V0 stage, or the reference `.pth`.
     from: String,
     /// Each passport layer's fit of the trained affine.
     layers: LayerFits,
@@ -76,26 +76,12 @@ struct Retrofit {
 /// Each retrofitted layer's path and fit.
 type LayerFits = Vec<(String, RetrofitFit)>;
 
-/// `model` retrofitted into the trained V0 of stage `init`, when the stage has one: that
+/// `model` retrofitted into the trained model `init` names, when the stage has one: that
 /// model's weights, with `model`'s passports moved to reproduce its affine.
 fn retrofitted<M: Net>(ctx: &Ctx<'_>, name: &str, model: M, t: &TrainStage, device: &Device) -> Result<(M, Option<LayerFits>)> {
     let Some(init) = &t.init else { return Ok((model, None)) };
-    let dir = ctx.stage_dir(init);
-    let (trained, card) = rebuild::<M>(&dir, device).with_context(|| format!("stage `{name}`: reading the model of stage `{init}` (init)"))?;
-    anyhow::ensure!(
-        card.model == ctx.net_config(),
-        "stage `{name}`: `{}` is a {} model with {} classes, width {} and norm {:?}, but this plan's [model] is a {} with {} classes, width {} and norm {:?}; retrain stage `{init}` with this [model] (delete its folder)",
-        dir.join("model.bpk").display(),
-        card.model.arch.name(),
-        card.model.num_classes,
-        card.model.width,
-        card.model.norm,
-        ctx.net_config().arch.name(),
-        ctx.net_config().num_classes,
-        ctx.net_config().width,
-        ctx.net_config().norm,
-    );
-    let (model, fits) = retrofit(trained, &model).with_context(|| format!("stage `{name}`: retrofitting passports into `{}`", dir.join("model.bpk").display()))?;
+    let (trained, file) = trained_model::<M>(ctx, name, init, device)?;
+    let (model, fits) = retrofit(trained, &model).with_context(|| format!("stage `{name}`: retrofitting passports into `{}`", file.display()))?;
     for (path, fit) in &fits {
         tracing::info!(
             "retrofit `{path}`: γ within {:.1e} and β within {:.1e} of the trained affine; passports moved by {:.0}% (P_γ) and {:.0}% (P_β) of their norm",
@@ -106,6 +92,61 @@ fn retrofitted<M: Net>(ctx: &Ctx<'_>, name: &str, model: M, t: &TrainStage, devi
         );
     }
     Ok((model, Some(fits)))
+}
+
+/// The trained model without passports that `init` names, checked against the plan's
+/// `[model]`, with its file.
+fn trained_model<M: Net>(ctx: &Ctx<'_>, name: &str, init: &Init, device: &Device) -> Result<(M, PathBuf)> {
+    let want = ctx.net_config();
+    let (trained, config, file) = match init {
+        Init::Stage(stage) => {
+            let dir = ctx.stage_dir(stage);
+            let (trained, card) = rebuild::<M>(&dir, device).with_context(|| format!("stage `{name}`: reading the model of stage `{stage}` (init)"))?;
+            (Some(trained), card.model, dir.join("model.bpk"))
+        }
+        Init::Reference(path) => {
+            let info = reference_info(name, path)?;
+            (None, info.config, path.clone())
+        }
+    };
+    same_model(name, &file, &config, &want)?;
+    let trained = match trained {
+        Some(trained) => trained,
+        None => {
+            let info = reference_info(name, &file)?;
+            ipr_verify::load_reference::<M>(&file, &info, device).with_context(|| format!("stage `{name}`: init"))?
+        }
+    };
+    Ok((trained, file))
+}
+
+/// Refuses an `init` model of another shape than the plan's `[model]`, naming both.
+fn same_model(name: &str, file: &Path, config: &NetConfig, want: &NetConfig) -> Result<()> {
+    let describe = |c: &NetConfig| {
+        let norm = format!("{:?}", c.norm).to_lowercase();
+        format!("{} ({} classes, {} input channels, width {}, norm {norm})", c.arch.name(), c.num_classes, c.in_channels, c.width)
+    };
+    anyhow::ensure!(
+        config == want,
+        "stage `{name}`: init `{}` holds {}, but the plan's [model] is {}; set [model] to match it, or retrain it with this [model]",
+        file.display(),
+        describe(config),
+        describe(want)
+    );
+    Ok(())
+}
+
+/// What a reference `.pth` named by `init` holds; only a normal model (no passport) will do.
+fn reference_info(name: &str, path: &Path) -> Result<ipr_verify::ReferenceInfo> {
+    let info = ipr_verify::inspect_reference(path).with_context(|| format!("stage `{name}`: init"))?;
+    anyhow::ensure!(
+        info.scheme == Scheme::V0,
+        "stage `{name}`: init `{}` is a {} checkpoint with passport layers ({}); init takes a normal model (the reference's AlexNetNormal, ResNet18 or ResNet-9)",
+        path.display(),
+        info.scheme.name().to_uppercase(),
+        info.passport_paths.join(", ")
+    );
+    Ok(info)
 }
 
 /// The passport layout a train stage uses (none for V0).
@@ -124,6 +165,9 @@ pub fn preflight<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage) -> Result<()
     let layout = layout(name, t)?;
     let model = M::init(&ctx.net_config(), &layout, &ctx.device).with_context(|| format!("stage `{name}`"))?;
     layout.signatures(&model, ctx.seed).with_context(|| format!("stage `{name}`"))?;
+    if let Some(Init::Reference(path)) = &t.init {
+        same_model(name, path, &reference_info(name, path)?.config, &ctx.net_config())?;
+    }
     if let Some(TriggerSource::Folder(folder)) = t.trigger.as_ref().map(|t| &t.source) {
         ctx.data.read_triggers(folder).with_context(|| format!("stage `{name}`"))?;
     }
@@ -197,14 +241,22 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage, dir: &Path) -> Res
     let signed = layout.signatures(&model, ctx.seed)?;
     let (model, retrofit) = match fits {
         Some(layers) => {
-            // The bits are drawn from the solved scale passports, then put into γ's signs.
-            let (model, negated) = align_signs(model, &signed).with_context(|| format!("stage `{name}`: retrofitting the signature"))?;
+            // The bits are drawn from the solved scale passports, then put into γ's signs. Not in
+            // a private model: its public path normalises the same filters, so its scale would
+            // turn with them and the distributed model would show the signature; there the sign
+            // loss writes it during the fine-tune.
+            let (model, negated) = if t.scheme.is_private() {
+                (model, 0)
+            } else {
+                align_signs(model, &signed).with_context(|| format!("stage `{name}`: retrofitting the signature"))?
+            };
             let test = ctx.data.test_loader()?;
             let start = model.valid();
             let private_acc = evaluate(&eval_form(&start, Route::Private), &test, &ctx.device)?.accuracy;
             let public_acc = evaluate(&eval_form(&start, Route::Public), &test, &ctx.device)?.accuracy;
-            tracing::info!("retrofitted into stage `{}`: before training, passport path {:.2}%, public path {:.2}%", t.init.as_deref().unwrap_or("?"), 100.0 * private_acc, 100.0 * public_acc);
-            (model, Some(Retrofit { from: t.init.clone().unwrap_or_default(), layers, negated, private_acc, public_acc }))
+            let from = t.init.as_ref().map(Init::written).unwrap_or_default();
+            tracing::info!("retrofitted into `{from}`: before training, passport path {:.2}%, public path {:.2}%", 100.0 * private_acc, 100.0 * public_acc);
+            (model, Some(Retrofit { from, layers, negated, private_acc, public_acc }))
         }
         None => (model, None),
     };

@@ -522,7 +522,8 @@ scheme = "v2"
 init = "baseline"
 passport = "LAYOUT"
 key_type = "random"
-lr = 0.001
+epochs = 3
+lr = 0.01
 [[stage]]
 name = "verify"
 kind = "verify"
@@ -555,12 +556,82 @@ fn retrofitted_passports_start_from_the_trained_model() {
             let start = retrofit[path].as_f64().unwrap();
             assert!((start - baseline).abs() <= 0.002, "{stage} {path}: {start} vs baseline {baseline}");
         }
-        assert!(retrofit["negated"].as_u64().unwrap() > 0, "{summary}");
-        let detection = &summary["detection"];
-        assert_eq!(detection["matched"], detection["total"], "{stage}: {summary}");
-        assert!(summary["test_acc"].as_f64().unwrap() > baseline - 0.1, "{summary}");
+        // V1 turns filters to carry the signature from the start; V2 leaves it to the sign loss,
+        // so that its public path does not show it.
+        let negated = retrofit["negated"].as_u64().unwrap();
+        assert_eq!(negated > 0, stage == "v1", "{summary}");
+        // V1 carries every bit from the start; V2's sign loss writes them while it trains.
+        let agreement = summary["detection"]["agreement"].as_f64().unwrap();
+        assert!(if stage == "v1" { agreement == 1.0 } else { agreement >= 0.9 }, "{stage}: {summary}");
+        if stage == "v1" {
+            assert!(summary["test_acc"].as_f64().unwrap() > baseline - 0.05, "{summary}");
+        }
     }
     assert!(std::fs::read_to_string(dir.join("v1/stage.toml")).unwrap().contains("init = \"baseline\""));
     let verify = json(&dir.join("verify/summary.json"));
     assert_eq!(verify["signature"]["matched"], verify["signature"]["total"], "{verify}");
+}
+
+const RETROFIT_PTH: &str = r#"
+name = "retrofit_pth"
+seed = 4
+[data]
+dataset = "fashion-mnist"
+train_per_class = 30
+test_subset = 1000
+[model]
+arch = "alexnet"
+width = 0.125
+[train]
+batch_size = 32
+lr_steps = []
+epochs = 1
+lr = 0.001
+[[stage]]
+name = "v1"
+kind = "train"
+scheme = "v1"
+init = "INIT"
+passport = "LAYOUT"
+key_type = "random"
+"#;
+
+/// A PyTorch checkpoint of the reference's normal AlexNet as the retrofit's start: the V1
+/// model starts at its accuracy with every bit; a checkpoint of another width, or one with passports, is refused
+/// before training with the file, the mismatch and the fix.
+#[test]
+fn a_reference_checkpoint_can_be_retrofitted_and_a_mismatch_is_a_clear_error() {
+    let _serial = serial();
+    need_fashion_mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout.toml");
+    std::fs::write(&layout, crate::support::LAYOUT).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alexnet_v0.pth");
+    let body = RETROFIT_PTH.replace("LAYOUT", layout.to_str().unwrap()).replace("INIT", fixture.to_str().unwrap());
+    let plan = write_plan(tmp.path(), &body);
+    let runs = tmp.path().join("runs");
+    let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = json(&runs.join("retrofit_pth/v1/summary.json"));
+    let retrofit = &summary["retrofit"];
+    let (private, public) = (retrofit["private_acc"].as_f64().unwrap(), retrofit["public_acc"].as_f64().unwrap());
+    assert!(public > 0.6 && (private - public).abs() <= 0.002, "the checkpoint's weights: {summary}");
+    assert_eq!(summary["detection"]["matched"], summary["detection"]["total"], "{summary}");
+
+    let reference_v1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/ipr-verify/tests/fixtures/alexnet_v1.pth");
+    let cases = [
+        (body.replace("width = 0.125", "width = 0.25"), vec!["alexnet_v0.pth", "width 0.125", "width 0.25", "[model]"]),
+        (body.replace(fixture.to_str().unwrap(), reference_v1.to_str().unwrap()), vec!["alexnet_v1.pth", "V1 checkpoint", "AlexNetNormal"]),
+        (body.replace(fixture.to_str().unwrap(), "/nonexistent/model.pth"), vec!["/nonexistent/model.pth"]),
+    ];
+    for (i, (body, needles)) in cases.iter().enumerate() {
+        let plan = write_plan(tmp.path(), body);
+        let out = xtask(&["run", plan.to_str().unwrap(), "--runs", tmp.path().join(format!("bad-{i}")).to_str().unwrap()]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{msg}");
+        assert!(!msg.contains("stage `v1` starting") && !msg.contains("panicked"), "{msg}");
+        for needle in needles {
+            assert!(msg.contains(needle), "`{needle}` not in: {msg}");
+        }
+    }
 }
