@@ -292,6 +292,11 @@ fn retrofitted_models_compute_the_trained_model_and_carry_a_bound_signature() {
         let (model, fits) = ipr_models::retrofit(trained.clone(), &template).unwrap();
         assert_eq!(fits.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["4", "5", "6"]);
         assert!(fits.iter().all(|(_, f)| f.scale_error < 1e-3 && f.shift_error < 1e-3), "{fits:?}");
+        if private {
+            // The public path of a private model is the trained model's, operation for operation.
+            let public = model.forward(x.clone()).logits;
+            public.into_data().assert_approx_eq::<f32>(&want.clone().into_data(), burn::tensor::Tolerance::absolute(1e-5));
+        }
         let signatures = layout.signatures(&model, 1).unwrap();
         let (model, negated) = ipr_models::align_signs(model, &signatures).unwrap();
         assert!(negated > 0);

@@ -424,7 +424,7 @@ fn report(name: &str, s: &Summary, history: &[EpochRow]) -> String {
     }
     if let Some(r) = &s.retrofit {
         out += &format!(
-            "- retrofitted into stage `{}`: before training, passport path {}, public path {}; {} filters negated to carry the signature\n",
+            "- retrofitted into `{}`: before training, passport path {}, public path {}; {} filters negated to carry the signature\n",
             r.from,
             pct(r.private_acc),
             pct(r.public_acc),

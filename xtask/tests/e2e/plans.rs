@@ -606,7 +606,7 @@ fn a_reference_checkpoint_can_be_retrofitted_and_a_mismatch_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout.toml");
     std::fs::write(&layout, crate::support::LAYOUT).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alexnet_v0.pth");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/ipr-verify/tests/fixtures/alexnet_v0.pth");
     let body = RETROFIT_PTH.replace("LAYOUT", layout.to_str().unwrap()).replace("INIT", fixture.to_str().unwrap());
     let plan = write_plan(tmp.path(), &body);
     let runs = tmp.path().join("runs");

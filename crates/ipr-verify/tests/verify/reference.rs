@@ -235,3 +235,25 @@ fn a_file_that_does_not_fit_the_info_names_the_key() {
     classes.config.num_classes = 100;
     assert_error(load_reference::<AlexNet>(&path, &classes, &device), "alexnet_v2.pth", &["`classifier.weight`"]);
 }
+
+/// A normal model saved by PyTorch (what a retrofit's `init` reads): found to be V0, every
+/// parameter filled from the file, and PyTorch's eval-mode logits.
+#[test]
+fn alexnet_v0_loads_every_parameter_with_pytorchs_logits() {
+    let json = expected("alexnet_v0");
+    let path = fixture("alexnet_v0.pth");
+    let info = inspect_reference(&path).unwrap();
+    let c = &info.config;
+    assert_eq!((c.arch, c.width, c.in_channels, c.num_classes, c.input_size, c.norm), (Arch::Alexnet, 0.125, 1, 10, 32, NormKind::Bn));
+    assert_eq!(info.scheme.name(), "v0");
+    assert!(info.passport_paths.is_empty() && info.signatures.is_empty());
+    let device = Device::flex();
+    let model: AlexNet = load_reference(&path, &info, &device).unwrap();
+    let floats_in_file = json["state_dict"].as_array().unwrap().iter().filter(|e| e[2] == "float32").count();
+    assert_eq!(ipr_models::param_paths(&model).len(), floats_in_file, "one parameter per float tensor of the file");
+    let shape: Vec<usize> = json["input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(floats(&json["input"]), shape), &device);
+    let logits = values(model.valid().forward(x).logits);
+    let diff = max_diff(&logits, &floats(&json["logits"]));
+    assert!(diff < 1e-4, "logits differ by {diff}");
+}
