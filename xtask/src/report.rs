@@ -8,8 +8,8 @@ use std::path::Path;
 
 use ipr_schemes::EpochRow;
 use ipr_verify::{Decision, SignatureReport, Verdict};
+use serde::{Deserialize, Serialize};
 
-use crate::attacks::{AttackLine, DisputeRow};
 
 /// `0.1234` as `12.34%`.
 pub fn pct(v: f64) -> String {
@@ -215,4 +215,49 @@ mod tests {
         t.row(vec!["1".into(), "2".into()]);
         assert_eq!(t.to_string(), "| a | b |\n| --- | --- |\n| 1 | 2 |\n");
     }
+}
+
+/// One row of the plan report's summary table.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AttackLine {
+    /// Stage name.
+    pub stage: String,
+    /// Attack name.
+    pub attack: String,
+    /// The attacked train stage.
+    pub from: String,
+    /// Test accuracy before the attack (the path it attacks).
+    pub before: f64,
+    /// Test accuracy after it.
+    pub after: f64,
+    /// Fraction of the owner's signature bits the attacked model still carries.
+    pub detection: f64,
+    /// The verifier's decision on the owner's claim against the attacked model.
+    pub verdict: String,
+    /// What the numbers are, in a few words.
+    pub note: String,
+    /// The dispute between the owner's claim and the attacker's, when the attack makes one: who
+    /// is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<String>,
+}
+
+impl AttackLine {
+    /// The line of an attack: accuracy before and after, the owner's bits, the verdict.
+    pub fn new(before: f64, after: f64, detection: f64, verdict: &Verdict, note: String) -> Self {
+        Self { before, after, detection, verdict: format!("{:?}", verdict.decision), note, ..Self::default() }
+    }
+}
+
+/// One row of a dispute table: a claimant of a scenario and what the dispute concluded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DisputeRow {
+    /// The scenario (the attack stage).
+    pub scenario: String,
+    /// Who claims.
+    pub claimant: String,
+    /// `supported`, `derived`, `rejected` or `ambiguous`.
+    pub verdict: String,
+    /// Why.
+    pub reason: String,
 }

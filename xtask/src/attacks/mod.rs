@@ -18,13 +18,14 @@ use ipr_passport::Route;
 use ipr_schemes::{EpochRow, Run, TrainConfig, TrainData, TrainOutcome, eval_form, evaluate};
 use ipr_verify::{Claim, Evidence, LabelledBatches, Status, Thresholds, Verdict, verify};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::ctx::{Ctx, owner_bundle, rebuild, write_json};
 use crate::data::{Batches, Datasets};
 use crate::dispute::{Claimant, settle, table as dispute_table};
 use crate::keys::{Table, fields_of, typed};
 use crate::plot::{Series, curves};
+pub use crate::report::{AttackLine, DisputeRow};
 use crate::report::{MdTable, pct};
 
 /// One attack: its plan keys, how they resolve, and how it runs.
@@ -79,37 +80,6 @@ impl Resolve<'_> {
     }
 }
 
-/// One row of the plan report's summary table.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct AttackLine {
-    /// Stage name.
-    pub stage: String,
-    /// Attack name.
-    pub attack: String,
-    /// The attacked train stage.
-    pub from: String,
-    /// Test accuracy before the attack (the path it attacks).
-    pub before: f64,
-    /// Test accuracy after it.
-    pub after: f64,
-    /// Fraction of the owner's signature bits the attacked model still carries.
-    pub detection: f64,
-    /// The verifier's decision on the owner's claim against the attacked model.
-    pub verdict: String,
-    /// What the numbers are, in a few words.
-    pub note: String,
-    /// The dispute between the owner's claim and the attacker's, when the attack makes one: who
-    /// is supported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dispute: Option<String>,
-}
-
-impl AttackLine {
-    /// The line of an attack: accuracy before and after, the owner's bits, the verdict.
-    pub fn new(before: f64, after: f64, detection: f64, verdict: &Verdict, note: String) -> Self {
-        Self { before, after, detection, verdict: format!("{:?}", verdict.decision), note, ..Self::default() }
-    }
-}
 
 /// What an attack hands back to the stage runner.
 pub struct Outcome {
@@ -249,18 +219,6 @@ pub fn paper_training() -> toml::Table {
     t
 }
 
-/// One row of a dispute table: a claimant of a scenario and what the dispute concluded.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DisputeRow {
-    /// The scenario (the attack stage).
-    pub scenario: String,
-    /// Who claims.
-    pub claimant: String,
-    /// `supported`, `derived`, `rejected` or `ambiguous`.
-    pub verdict: String,
-    /// Why.
-    pub reason: String,
-}
 
 /// A dispute an attack stage settled: its report section and its summary (its rows are in
 /// `dispute.json`).
