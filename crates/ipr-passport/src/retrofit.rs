@@ -50,13 +50,22 @@ fn tensor<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Te
     Tensor::from_data(TensorData::new(v, shape), device)
 }
 
-/// A copy of `t` outside any autodiff graph, with row `i` (along the first axis) times `signs[i]`.
+/// A copy of `t` outside any autodiff graph (a detached parameter keeps requiring gradients, and
+/// burn refuses to make a parameter of what was computed from it).
+fn detached<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    signed_rows(t, &[])
+}
+
+/// A copy of `t` outside any autodiff graph, with row `i` (along the first axis) times
+/// `signs[i]` (no rows changed when `signs` is empty).
 fn signed_rows<const D: usize>(t: Tensor<D>, signs: &[f32]) -> Tensor<D> {
     let (device, shape) = (t.device(), t.dims());
     let mut v = values(t);
-    let row = v.len() / signs.len().max(1);
-    for (chunk, s) in v.chunks_mut(row.max(1)).zip(signs) {
-        chunk.iter_mut().for_each(|x| *x *= s);
+    if !signs.is_empty() {
+        let row = (v.len() / signs.len()).max(1);
+        for (chunk, s) in v.chunks_mut(row).zip(signs) {
+            chunk.iter_mut().for_each(|x| *x *= s);
+        }
     }
     tensor(v, shape, &device)
 }
@@ -239,9 +248,9 @@ impl ConvBlock {
         let ConvBlock { mut conv, mut bn, .. } = self;
         // The trained affine: the norm's own, or, without a norm, a unit scale and the conv bias.
         let (gamma, beta) = match (bn.weight.take(), bn.bias.take(), conv.bias.take()) {
-            (Some(g), Some(b), _) => (signed_rows(g.val(), &[1.0]), signed_rows(b.val(), &[1.0])),
+            (Some(g), Some(b), _) => (detached(g.val()), detached(b.val())),
             (None, None, bias) if bn.kind == NormKind::None => {
-                (Tensor::ones([c], &device), bias.map_or_else(|| Tensor::zeros([c], &device), |b| signed_rows(b.val(), &[1.0])))
+                (Tensor::ones([c], &device), bias.map_or_else(|| Tensor::zeros([c], &device), |b| detached(b.val())))
             }
             _ => return Err(PassportError::Retrofit { layer: layer.into(), why: "its norm has no trained scale and shift".into() }),
         };
@@ -327,9 +336,7 @@ impl ConvBlock {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::Distribution;
-
-    use burn::tensor::Tolerance;
+    use burn::tensor::{Distribution, Tolerance};
 
     use super::*;
     use crate::{ConvBlockConfig, Route};

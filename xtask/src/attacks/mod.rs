@@ -80,7 +80,6 @@ impl Resolve<'_> {
     }
 }
 
-
 /// What an attack hands back to the stage runner.
 pub struct Outcome {
     /// `summary.json`.

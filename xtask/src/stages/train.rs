@@ -94,30 +94,53 @@ fn retrofitted<M: Net>(ctx: &Ctx<'_>, name: &str, model: M, t: &TrainStage, devi
     Ok((model, Some(fits)))
 }
 
+/// A retrofitted model with its signature's signs in place, and how it starts: the bits are
+/// drawn from the solved scale passports, then put into γ's signs. Not in a private model: its
+/// public path normalises the same filters, so its scale would turn with them and the
+/// distributed model would show the signature; there the sign loss writes it during the
+/// fine-tune.
+fn retrofit_start<M: Net>(
+    ctx: &Ctx<'_>,
+    name: &str,
+    t: &TrainStage,
+    model: M,
+    layers: LayerFits,
+    signed: &[(String, ipr_passport::Signature)],
+    test: &Loader,
+) -> Result<(M, Retrofit)> {
+    let (model, negated) = if t.scheme.is_private() {
+        (model, 0)
+    } else {
+        align_signs(model, signed).with_context(|| format!("stage `{name}`: retrofitting the signature"))?
+    };
+    let start = model.valid();
+    let private_acc = evaluate(&eval_form(&start, Route::Private), test, &ctx.device)?.accuracy;
+    // A V1 model has one path.
+    let public_acc = if t.scheme.is_private() { evaluate(&eval_form(&start, Route::Public), test, &ctx.device)?.accuracy } else { private_acc };
+    let from = t.init.as_ref().map(Init::written).unwrap_or_default();
+    tracing::info!("retrofitted into `{from}`: before training, passport path {:.2}%, public path {:.2}%", 100.0 * private_acc, 100.0 * public_acc);
+    Ok((model, Retrofit { from, layers, negated, private_acc, public_acc }))
+}
+
 /// The trained model without passports that `init` names, checked against the plan's
 /// `[model]`, with its file.
 fn trained_model<M: Net>(ctx: &Ctx<'_>, name: &str, init: &Init, device: &Device) -> Result<(M, PathBuf)> {
     let want = ctx.net_config();
-    let (trained, config, file) = match init {
+    match init {
         Init::Stage(stage) => {
             let dir = ctx.stage_dir(stage);
             let (trained, card) = rebuild::<M>(&dir, device).with_context(|| format!("stage `{name}`: reading the model of stage `{stage}` (init)"))?;
-            (Some(trained), card.model, dir.join("model.bpk"))
+            let file = dir.join("model.bpk");
+            same_model(name, &file, &card.model, &want)?;
+            Ok((trained, file))
         }
         Init::Reference(path) => {
             let info = reference_info(name, path)?;
-            (None, info.config, path.clone())
+            same_model(name, path, &info.config, &want)?;
+            let trained = ipr_verify::load_reference::<M>(path, &info, device).with_context(|| format!("stage `{name}`: init"))?;
+            Ok((trained, path.clone()))
         }
-    };
-    same_model(name, &file, &config, &want)?;
-    let trained = match trained {
-        Some(trained) => trained,
-        None => {
-            let info = reference_info(name, &file)?;
-            ipr_verify::load_reference::<M>(&file, &info, device).with_context(|| format!("stage `{name}`: init"))?
-        }
-    };
-    Ok((trained, file))
+    }
 }
 
 /// Refuses an `init` model of another shape than the plan's `[model]`, naming both.
@@ -239,24 +262,11 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage, dir: &Path) -> Res
     let model = with_sampled_passports(ctx, name, model, t, triggers.as_ref())?;
     let (model, fits) = retrofitted(ctx, name, model, t, &device)?;
     let signed = layout.signatures(&model, ctx.seed)?;
+    let test_loader = ctx.data.test_loader()?;
     let (model, retrofit) = match fits {
         Some(layers) => {
-            // The bits are drawn from the solved scale passports, then put into γ's signs. Not in
-            // a private model: its public path normalises the same filters, so its scale would
-            // turn with them and the distributed model would show the signature; there the sign
-            // loss writes it during the fine-tune.
-            let (model, negated) = if t.scheme.is_private() {
-                (model, 0)
-            } else {
-                align_signs(model, &signed).with_context(|| format!("stage `{name}`: retrofitting the signature"))?
-            };
-            let test = ctx.data.test_loader()?;
-            let start = model.valid();
-            let private_acc = evaluate(&eval_form(&start, Route::Private), &test, &ctx.device)?.accuracy;
-            let public_acc = evaluate(&eval_form(&start, Route::Public), &test, &ctx.device)?.accuracy;
-            let from = t.init.as_ref().map(Init::written).unwrap_or_default();
-            tracing::info!("retrofitted into `{from}`: before training, passport path {:.2}%, public path {:.2}%", 100.0 * private_acc, 100.0 * public_acc);
-            (model, Some(Retrofit { from, layers, negated, private_acc, public_acc }))
+            let (model, retrofit) = retrofit_start(ctx, name, t, model, layers, &signed, &test_loader)?;
+            (model, Some(retrofit))
         }
         None => (model, None),
     };
@@ -267,7 +277,6 @@ pub fn run<M: Net>(ctx: &Ctx<'_>, name: &str, t: &TrainStage, dir: &Path) -> Res
         (Some(set), Some(trigger)) => ctx.data.train_loader_with_triggers(t.config.batch_size, ctx.seed, set.clone(), trigger.per_batch)?,
         _ => ctx.data.train_loader(t.config.batch_size, ctx.seed)?,
     };
-    let test_loader = ctx.data.test_loader()?;
     let run = Run { config: &t.config, data: TrainData { train: &train_loader, test: &test_loader }, device: &device, dir };
     let outcome = train(model, &objective, &signatures, &run)?;
     let model = outcome.model.valid();

@@ -538,9 +538,7 @@ fn retrofitted_passports_start_from_the_trained_model() {
     let _serial = serial();
     need_fashion_mnist();
     let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout.toml");
-    std::fs::write(&layout, crate::support::LAYOUT).unwrap();
-    let plan = write_plan(tmp.path(), &RETROFIT.replace("LAYOUT", layout.to_str().unwrap()));
+    let plan = write_plan(tmp.path(), RETROFIT);
     let runs = tmp.path().join("runs");
     let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
@@ -604,10 +602,8 @@ fn a_reference_checkpoint_can_be_retrofitted_and_a_mismatch_is_a_clear_error() {
     let _serial = serial();
     need_fashion_mnist();
     let tmp = tempfile::tempdir().unwrap();
-    let layout = tmp.path().join("layout.toml");
-    std::fs::write(&layout, crate::support::LAYOUT).unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/ipr-verify/tests/fixtures/alexnet_v0.pth");
-    let body = RETROFIT_PTH.replace("LAYOUT", layout.to_str().unwrap()).replace("INIT", fixture.to_str().unwrap());
+    let body = RETROFIT_PTH.replace("INIT", fixture.to_str().unwrap());
     let plan = write_plan(tmp.path(), &body);
     let runs = tmp.path().join("runs");
     let out = xtask(&["run", plan.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
