@@ -9,8 +9,12 @@
 //! - weight gradient: `dW[O, K] = Σ_images dY[O, P] · colsᵀ[P, K]`.
 //!
 //! A 1×1 convolution with stride 1 and no padding needs no im2col: `cols` is the image itself.
+//! A 3×3 convolution at stride 1 with enough channels runs its forward pass
+//! and both gradients through [`winograd`] instead: 4/9 of the multiply-adds.
 
 use rayon::prelude::*;
+
+use crate::winograd;
 
 /// The shape of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +135,7 @@ fn col2im(cols: &[f32], g: &Geometry, dx: &mut [f32], ld: usize) {
 
 /// A row-major matrix operand: its data and its row and column strides.
 #[derive(Clone, Copy)]
-struct Mat<'a> {
+pub(crate) struct Mat<'a> {
     data: &'a [f32],
     rs: isize,
     cs: isize,
@@ -139,18 +143,18 @@ struct Mat<'a> {
 
 impl<'a> Mat<'a> {
     /// `data` as an `r × c` row-major matrix.
-    fn rows(data: &'a [f32], c: usize) -> Self {
+    pub(crate) fn rows(data: &'a [f32], c: usize) -> Self {
         Self { data, rs: c as isize, cs: 1 }
     }
 
     /// The transpose of `data` stored as a `c × r` row-major matrix, seen as `r × c`.
-    fn transposed(data: &'a [f32], r: usize) -> Self {
+    pub(crate) fn transposed(data: &'a [f32], r: usize) -> Self {
         Self { data, rs: 1, cs: r as isize }
     }
 }
 
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, `dst` row-major; accumulates when `accumulate`.
-fn gemm([m, n, k]: [usize; 3], dst: &mut [f32], lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bool, parallel: bool) {
+pub(crate) fn gemm([m, n, k]: [usize; 3], dst: &mut [f32], lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bool, parallel: bool) {
     assert!(dst.len() >= m * n, "gemm destination of {} for {m}×{n}", dst.len());
     let reach = |mat: &Mat<'_>, rows: usize, cols: usize| {
         rows.saturating_sub(1) as isize * mat.rs + cols.saturating_sub(1) as isize * mat.cs + 1
@@ -250,6 +254,10 @@ fn gather<'a>(dy: &'a [f32], g: &Geometry, images: usize, wide: &'a mut Vec<f32>
 
 /// The forward pass: `y` (`[N, O, Ho, Wo]`) of `x` (`[N, C, H, W]`) and `weight` (`[O, C, kh, kw]`).
 pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    if winograd::pays(g) { winograd::forward(x, weight, g) } else { im2col_forward(x, weight, g) }
+}
+
+fn im2col_forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
     let mut y = vec![0.0f32; g.n * g.o * p];
     let w = Mat::rows(weight, k);
@@ -277,6 +285,10 @@ pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 
 /// The gradient of the input: `dx` (`[N, C, H, W]`) from `dy` (`[N, O, Ho, Wo]`) and `weight`.
 pub fn input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    if winograd::pays(g) { winograd::input_grad(dy, weight, g) } else { im2col_input_grad(dy, weight, g) }
+}
+
+fn im2col_input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
     let mut dx = vec![0.0f32; g.n * s];
     let wt = Mat::transposed(weight, k);
@@ -300,6 +312,10 @@ pub fn input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 /// Each task sums its own groups; the tasks' sums are added in task order, so the result does not
 /// depend on scheduling.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    if winograd::pays(g) { winograd::weight_grad(x, dy, g) } else { im2col_weight_grad(x, dy, g) }
+}
+
+fn im2col_weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
     let tasks = if split.wide { 1 } else { rayon::current_num_threads().min(split.groups).max(1) };
     let per_task = split.groups.div_ceil(tasks).max(1);
@@ -371,32 +387,64 @@ mod tests {
 
     #[test]
     fn forward_and_both_gradients_match_the_definition() {
-        for g in [geometry(3, 5, [7, 6], 4, 3, 1, 1), geometry(2, 3, [9, 9], 6, 5, 2, 2), geometry(1, 4, [5, 5], 3, 1, 1, 0), geometry(2, 2, [6, 7], 3, 3, 2, 0), geometry(5, 3, [10, 10], 4, 3, 1, 1), geometry(5, 6, [10, 10], 4, 1, 1, 0)] {
-            let (x, w) = (values(g.n * g.c * g.h * g.w, 1), values(g.o * g.k(), 2));
-            let y = forward(&x, &w, &g);
-            for (a, b) in y.iter().zip(direct(&x, &w, &g)) {
-                assert!((f64::from(*a) - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
-            }
-            // <dy, conv(x, w)> is bilinear: its gradients are the adjoints.
-            let dy = values(y.len(), 3);
-            let dx = input_grad(&dy, &w, &g);
-            let dw = weight_grad(&x, &dy, &g);
-            let eps = 1e-2f32;
-            let loss = |x: &[f32], w: &[f32]| forward(x, w, &g).iter().zip(&dy).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
-            for i in [0, x.len() / 2, x.len() - 1] {
-                let (mut xp, mut xm) = (x.clone(), x.clone());
-                xp[i] += eps;
-                xm[i] -= eps;
-                let numeric = (loss(&xp, &w) - loss(&xm, &w)) / f64::from(2.0 * eps);
-                assert!((numeric - f64::from(dx[i])).abs() < 1e-2, "{g:?} dx[{i}]: {numeric} vs {}", dx[i]);
-            }
-            for i in [0, w.len() / 2, w.len() - 1] {
-                let (mut wp, mut wm) = (w.clone(), w.clone());
-                wp[i] += eps;
-                wm[i] -= eps;
-                let numeric = (loss(&x, &wp) - loss(&x, &wm)) / f64::from(2.0 * eps);
-                assert!((numeric - f64::from(dw[i])).abs() < 1e-2, "{g:?} dw[{i}]: {numeric} vs {}", dw[i]);
+        type Pass = fn(&[f32], &[f32], &Geometry) -> Vec<f32>;
+        let im2col: [Pass; 3] = [im2col_forward, im2col_input_grad, im2col_weight_grad];
+        let wino: [Pass; 3] = [winograd::forward, winograd::input_grad, winograd::weight_grad];
+        let cases = [
+            geometry(3, 5, [7, 6], 4, 3, 1, 1),
+            geometry(2, 3, [9, 9], 6, 5, 2, 2),
+            geometry(1, 4, [5, 5], 3, 1, 1, 0),
+            geometry(2, 2, [6, 7], 3, 3, 2, 0),
+            geometry(5, 6, [10, 10], 4, 1, 1, 0),
+            geometry(2, 3, [7, 9], 5, 3, 1, 1),
+            geometry(3, 4, [5, 5], 6, 3, 1, 0),
+            geometry(1, 3, [6, 5], 2, 3, 1, 2),
+        ];
+        // Both paths where Winograd fits (3×3, stride 1, odd sides, paddings 0 to 2), im2col elsewhere.
+        assert_eq!(cases.iter().filter(|g| winograd::fits(g)).count(), 4);
+        for g in cases {
+            for [forward, input_grad, weight_grad] in std::iter::once(im2col).chain(winograd::fits(&g).then_some(wino)) {
+                let (x, w) = (values(g.n * g.c * g.h * g.w, 1), values(g.o * g.k(), 2));
+                let y = forward(&x, &w, &g);
+                for (a, b) in y.iter().zip(direct(&x, &w, &g)) {
+                    assert!((f64::from(*a) - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+                }
+                // <dy, conv(x, w)> is bilinear: its gradients are the adjoints.
+                let dy = values(y.len(), 3);
+                let dx = input_grad(&dy, &w, &g);
+                let dw = weight_grad(&x, &dy, &g);
+                let eps = 1e-2f32;
+                let loss = |x: &[f32], w: &[f32]| direct(x, w, &g).iter().zip(&dy).map(|(a, b)| a * f64::from(*b)).sum::<f64>();
+                // Every pixel of the first row of the first plane, and two more.
+                for i in (0..g.w).chain([x.len() / 2, x.len() - 1]) {
+                    let (mut xp, mut xm) = (x.clone(), x.clone());
+                    xp[i] += eps;
+                    xm[i] -= eps;
+                    let numeric = (loss(&xp, &w) - loss(&xm, &w)) / f64::from(2.0 * eps);
+                    assert!((numeric - f64::from(dx[i])).abs() < 1e-3, "{g:?} dx[{i}]: {numeric} vs {}", dx[i]);
+                }
+                // Every tap of the first filter, and two more.
+                for i in (0..g.kh * g.kw).chain([w.len() / 2, w.len() - 1]) {
+                    let (mut wp, mut wm) = (w.clone(), w.clone());
+                    wp[i] += eps;
+                    wm[i] -= eps;
+                    let numeric = (loss(&x, &wp) - loss(&x, &wm)) / f64::from(2.0 * eps);
+                    assert!((numeric - f64::from(dw[i])).abs() < 1e-3, "{g:?} dw[{i}]: {numeric} vs {}", dw[i]);
+                }
             }
         }
+    }
+
+    #[test]
+    fn winograd_runs_where_it_was_measured_to_pay() {
+        // AlexNet's full-width 3×3 layers and ResNet-18's at 32, 16 and 8 px; not ResNet's 4×4
+        // layer4 nor a thin 8×8 layer, where im2col was faster.
+        for (c, hw, o) in [(192, 8, 384), (384, 8, 256), (256, 8, 256), (64, 32, 64), (128, 16, 128), (256, 8, 256)] {
+            assert!(winograd::pays(&geometry(64, c, [hw, hw], o, 3, 1, 1)), "{c}→{o} at {hw} px");
+        }
+        for (c, hw, o) in [(512, 4, 512), (96, 8, 192)] {
+            assert!(!winograd::pays(&geometry(64, c, [hw, hw], o, 3, 1, 1)), "{c}→{o} at {hw} px");
+        }
+        assert!(!winograd::pays(&geometry(64, 256, [16, 16], 256, 3, 2, 1)), "stride 2");
     }
 }

@@ -29,6 +29,7 @@
 mod kernel;
 mod op;
 mod pool;
+mod winograd;
 
 use burn::backend::Dispatch;
 use burn::nn::PaddingConfig2d;
