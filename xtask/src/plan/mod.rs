@@ -232,7 +232,7 @@ fn resolve_stage(mut table: Table, name: &str, earlier: &Earlier<'_>, cx: &Stage
                 seed: cx.raw.seed,
                 root: cx.root,
             };
-            StageKind::Train(train::resolve(table, earlier, &tc)?)
+            StageKind::Train(train::resolve(table, earlier, &tc, notes)?)
         }
         "verify" => {
             only(&table, &["from"], "verify")?;
@@ -352,6 +352,24 @@ from = "v1"
         assert!(count >= 4, "expected the shipped plans, found {count}");
         // The GPU check's plan too.
         Plan::load(&root.join("bench/gpu_plan.toml"), root).unwrap_or_else(|e| panic!("bench/gpu_plan.toml: {e:#}"));
+    }
+
+    #[test]
+    fn a_v2_retrofit_signs_gently_unless_told_otherwise() {
+        let retrofit = |scheme: &str, train: &str, stage: &str| {
+            let text = GOOD
+                .replace("scheme = \"v1\"\npretrained", &format!("scheme = \"{scheme}\"\ninit = \"base\"\n{stage}\npretrained"))
+                .replace("[model]", &format!("[train]\n{train}\n[model]"));
+            let plan = Plan::parse(&text, "plan.toml", Path::new("/r")).unwrap();
+            let StageKind::Train(t) = &plan.stages[1].kind else { panic!("train stage expected") };
+            (t.config.sign_loss, plan.notes.clone())
+        };
+        assert_eq!(retrofit("v2", "", ""), (train::RETROFIT_SIGN_LOSS, vec![]));
+        let (alpha, notes) = retrofit("v2", "sign_loss = 0.2", "");
+        assert_eq!(alpha, train::RETROFIT_SIGN_LOSS, "the retrofit's default over [train]'s");
+        assert!(notes.len() == 1 && notes[0].contains("stage `v1`") && notes[0].contains("0.2"), "{notes:?}");
+        assert_eq!(retrofit("v2", "sign_loss = 0.2", "sign_loss = 0.3"), (0.3, vec![]), "the stage's own key wins");
+        assert_eq!(retrofit("v1", "", "").0, 0.1, "V1 is aligned before training and keeps the reference's");
     }
 
     #[test]
