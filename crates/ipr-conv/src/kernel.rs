@@ -399,9 +399,12 @@ mod tests {
             geometry(2, 3, [7, 9], 5, 3, 1, 1),
             geometry(3, 4, [5, 5], 6, 3, 1, 0),
             geometry(1, 3, [6, 5], 2, 3, 1, 2),
+            // 144 tiles an image: Winograd groups two images, so five make groups of 2, 2 and 1
+            // (the weight gradient sums two groups in one task); im2col runs one image a group.
+            geometry(5, 3, [24, 24], 4, 3, 1, 1),
         ];
         // Both paths where Winograd fits (3×3, stride 1, odd sides, paddings 0 to 2), im2col elsewhere.
-        assert_eq!(cases.iter().filter(|g| winograd::fits(g)).count(), 4);
+        assert_eq!(cases.iter().filter(|g| winograd::fits(g)).count(), 5);
         for g in cases {
             for [forward, input_grad, weight_grad] in std::iter::once(im2col).chain(winograd::fits(&g).then_some(wino)) {
                 let (x, w) = (values(g.n * g.c * g.h * g.w, 1), values(g.o * g.k(), 2));
