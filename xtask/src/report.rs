@@ -10,7 +10,6 @@ use ipr_schemes::EpochRow;
 use ipr_verify::{Decision, SignatureReport, Verdict};
 use serde::{Deserialize, Serialize};
 
-
 /// `0.1234` as `12.34%`.
 pub fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
@@ -205,18 +204,6 @@ pub fn verdict_body(verdict: &Verdict) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markdown_table() {
-        let mut t = MdTable::new(&["a", "b"]);
-        t.row(vec!["1".into(), "2".into()]);
-        assert_eq!(t.to_string(), "| a | b |\n| --- | --- |\n| 1 | 2 |\n");
-    }
-}
-
 /// One row of the plan report's summary table.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AttackLine {
@@ -260,4 +247,16 @@ pub struct DisputeRow {
     pub verdict: String,
     /// Why.
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_table() {
+        let mut t = MdTable::new(&["a", "b"]);
+        t.row(vec!["1".into(), "2".into()]);
+        assert_eq!(t.to_string(), "| a | b |\n| --- | --- |\n| 1 | 2 |\n");
+    }
 }

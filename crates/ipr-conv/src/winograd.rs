@@ -54,6 +54,22 @@ fn filters(weight: &[f32], o: usize, c: usize) -> Vec<f32> {
     u
 }
 
+/// `out[k] = f(a[k], b[k])` over the length of `out`.
+#[inline(always)]
+fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+        *o = f(*a, *b);
+    }
+}
+
+/// The first four runs of `n` values of `t`.
+fn quarters(t: &mut [f32], n: usize) -> [&mut [f32]; 4] {
+    let (t0, rest) = t.split_at_mut(n);
+    let (t1, rest) = rest.split_at_mut(n);
+    let (t2, rest) = rest.split_at_mut(n);
+    [t0, t1, t2, &mut rest[..n]]
+}
+
 /// `V` (`[16][C, T]`) of the images `x` (each `[C, H, W]`): `Bᵀ d B` of every 4×4 tile `d` that
 /// starts at `2·tile − pad`, zero outside the image; a tile's column is
 /// `image·tiles + row·across + column`. A row of tiles at a time: the four input rows it spans,
@@ -83,36 +99,20 @@ fn transform_input(x: &[f32], [c, h, w]: [usize; 3], pad: [usize; 2], tiles: [us
                 }
             }
             let (r0, r1, r2, r3) = (&rows[..2 * half], &rows[2 * half..4 * half], &rows[4 * half..6 * half], &rows[6 * half..]);
-            let (t0, rest) = t.split_at_mut(2 * half);
-            let (t1, rest) = rest.split_at_mut(2 * half);
-            let (t2, t3) = rest.split_at_mut(2 * half);
-            let n = 2 * half;
-            let (r0, r1, r2, r3) = (&r0[..n], &r1[..n], &r2[..n], &r3[..n]);
-            let (t0, t1, t2, t3) = (&mut t0[..n], &mut t1[..n], &mut t2[..n], &mut t3[..n]);
-            for k in 0..n {
-                (t0[k], t1[k], t2[k], t3[k]) = (r0[k] - r2[k], r1[k] + r2[k], r2[k] - r1[k], r1[k] - r3[k]);
-            }
+            let [t0, t1, t2, t3] = quarters(&mut t, 2 * half);
+            combine(t0, r0, r2, |a, b| a - b);
+            combine(t1, r1, r2, |a, b| a + b);
+            combine(t2, r2, r1, |a, b| a - b);
+            combine(t3, r1, r3, |a, b| a - b);
             let (first, across) = (image * per_image + ty * tiles[1], tiles[1]);
             for (i, ti) in t.chunks_exact(2 * half).enumerate() {
                 let (even, odd) = ti.split_at(half);
                 let (e0, e1, o0, o1) = (&even[..across], &even[1..][..across], &odd[..across], &odd[1..][..across]);
                 let stream = |j: usize| ((i * 4 + j) * c + channel) * cols + first;
-                let out = &mut v[stream(0)..][..across];
-                for k in 0..across {
-                    out[k] = e0[k] - e1[k];
-                }
-                let out = &mut v[stream(1)..][..across];
-                for k in 0..across {
-                    out[k] = o0[k] + e1[k];
-                }
-                let out = &mut v[stream(2)..][..across];
-                for k in 0..across {
-                    out[k] = e1[k] - o0[k];
-                }
-                let out = &mut v[stream(3)..][..across];
-                for k in 0..across {
-                    out[k] = o0[k] - o1[k];
-                }
+                combine(&mut v[stream(0)..][..across], e0, e1, |a, b| a - b);
+                combine(&mut v[stream(1)..][..across], o0, e1, |a, b| a + b);
+                combine(&mut v[stream(2)..][..across], e1, o0, |a, b| a - b);
+                combine(&mut v[stream(3)..][..across], o0, o1, |a, b| a - b);
             }
         }
     }
@@ -234,32 +234,19 @@ fn transform_gradient(dy: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], 
                 }
             }
             let (p, q) = rows.split_at(2 * across);
-            let (t0, rest) = t.split_at_mut(2 * across);
-            let (t1, rest) = rest.split_at_mut(2 * across);
-            let (t2, t3) = rest.split_at_mut(2 * across);
-            let n = 2 * across;
-            let (p, q) = (&p[..n], &q[..n]);
-            let (t0, t1, t2, t3) = (&mut t0[..n], &mut t1[..n], &mut t2[..n], &mut t3[..n]);
-            for k in 0..n {
-                (t0[k], t1[k], t2[k], t3[k]) = (p[k], p[k] + q[k], p[k] - q[k], -q[k]);
-            }
+            let [t0, t1, t2, t3] = quarters(&mut t, 2 * across);
+            t0.copy_from_slice(p);
+            combine(t1, p, q, |a, b| a + b);
+            combine(t2, p, q, |a, b| a - b);
+            combine(t3, q, q, |a, _| -a);
             let first = image * per_image + ty * across;
             for (i, ti) in t.chunks_exact(2 * across).enumerate() {
                 let (even, odd) = (&ti[..across], &ti[across..][..across]);
                 let stream = |j: usize| ((i * 4 + j) * o + channel) * cols + first;
                 d[stream(0)..][..across].copy_from_slice(even);
-                let out = &mut d[stream(1)..][..across];
-                for k in 0..across {
-                    out[k] = even[k] + odd[k];
-                }
-                let out = &mut d[stream(2)..][..across];
-                for k in 0..across {
-                    out[k] = even[k] - odd[k];
-                }
-                let out = &mut d[stream(3)..][..across];
-                for k in 0..across {
-                    out[k] = -odd[k];
-                }
+                combine(&mut d[stream(1)..][..across], even, odd, |a, b| a + b);
+                combine(&mut d[stream(2)..][..across], even, odd, |a, b| a - b);
+                combine(&mut d[stream(3)..][..across], odd, odd, |a, _| -a);
             }
         }
     }

@@ -218,7 +218,6 @@ pub fn paper_training() -> toml::Table {
     t
 }
 
-
 /// A dispute an attack stage settled: its report section and its summary (its rows are in
 /// `dispute.json`).
 pub struct Settled {
