@@ -28,6 +28,7 @@
 
 mod kernel;
 mod op;
+mod norm;
 mod pool;
 mod winograd;
 
@@ -35,13 +36,14 @@ use burn::backend::Dispatch;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::activation::relu;
 use burn::tensor::{DType, Device, Tensor};
 
 pub use op::CpuKernels;
 
 /// Whether this crate's kernels can run on `x`: an `f32` tensor on flex (and, on an autodiff
 /// device, with the `autodiff` feature).
-fn on_flex(x: &Tensor<4>) -> bool {
+fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     let device = x.device();
     device == Device::flex() && x.dtype() == DType::F32 && (!device.is_autodiff() || cfg!(feature = "autodiff"))
 }
@@ -93,4 +95,66 @@ pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], stride: [usize; 2]) -> Tenso
         return burn::tensor::module::max_pool2d(x, options);
     }
     Tensor::<4>::from_dispatch(<Dispatch as CpuKernels>::fast_max_pool2d(x.into_dispatch(), kernel, stride))
+}
+
+/// The output of [`batch_norm_relu`].
+#[derive(Debug)]
+pub struct NormRelu {
+    /// `[N, C, H, W]`.
+    pub output: Tensor<4>,
+    /// The batch mean of each (segment, channel), `[segments · C]`.
+    pub mean: Tensor<1>,
+    /// The biased batch variance of each (segment, channel), `[segments · C]`.
+    pub variance: Tensor<1>,
+}
+
+/// Batch norm on the batch's statistics with scale `gamma` and shift `beta`, then ReLU, of `x`
+/// `[N, C, H, W]` made of `segments` equal parts of the batch (`segments` divides `N`), each
+/// normalised over its own images and pixels with its own scale and shift (`[segments · C]`,
+/// segment-major). One fused kernel on flex (`f32`), burn's `batch_norm_train` and ReLU per
+/// segment elsewhere.
+///
+/// # Panics
+/// When `segments` is 0 or does not divide the batch, or `gamma`, `beta` are not `[segments · C]`.
+pub fn batch_norm_relu(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, segments: usize, epsilon: f64) -> NormRelu {
+    let [n, c, _, _] = x.dims();
+    assert!(segments > 0 && n % segments == 0, "{segments} segments of a batch of {n}");
+    assert!(gamma.dims() == [segments * c] && beta.dims() == [segments * c], "scale and shift of {segments}·{c}");
+    let autodiff = x.device().is_autodiff();
+    if on_flex(&x) && [&gamma, &beta].iter().all(|t| on_flex(*t) && t.device().is_autodiff() == autodiff) {
+        let (y, mean, variance) =
+            <Dispatch as CpuKernels>::fast_batch_norm_relu(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), segments, epsilon);
+        return NormRelu { output: Tensor::from_dispatch(y), mean: Tensor::from_dispatch(mean), variance: Tensor::from_dispatch(variance) };
+    }
+    let per = n / segments;
+    let (mut outputs, mut means, mut variances) = (Vec::new(), Vec::new(), Vec::new());
+    for s in 0..segments {
+        let part = |t: &Tensor<1>| t.clone().narrow(0, s * c, c);
+        let out = burn::tensor::module::batch_norm_train(x.clone().narrow(0, s * per, per), part(&gamma), part(&beta), epsilon);
+        outputs.push(out.output);
+        means.push(out.mean);
+        variances.push(out.variance);
+    }
+    NormRelu { output: relu(Tensor::cat(outputs, 0)), mean: Tensor::cat(means, 0), variance: Tensor::cat(variances, 0) }
+}
+
+/// Batch norm on given statistics (`mean`, biased-or-not `variance` as the caller keeps them, all
+/// `[C]`) with scale `gamma` and shift `beta`, then ReLU, of `x` `[N, C, H, W]`: how a trained
+/// block is evaluated. One fused kernel on flex (`f32`), burn's `batch_norm` and ReLU elsewhere.
+pub fn batch_norm_relu_eval(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    epsilon: f64,
+) -> Tensor<4> {
+    let autodiff = x.device().is_autodiff();
+    let ours = on_flex(&x) && [&gamma, &beta, &mean, &variance].iter().all(|t| on_flex(*t) && t.device().is_autodiff() == autodiff);
+    if !ours {
+        return relu(burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon));
+    }
+    let scale = gamma.div(variance.add_scalar(epsilon).sqrt());
+    let shift = beta.sub(mean.mul(scale.clone()));
+    Tensor::from_dispatch(<Dispatch as CpuKernels>::fast_scale_shift_relu(x.into_dispatch(), scale.into_dispatch(), shift.into_dispatch()))
 }

@@ -8,6 +8,7 @@ use burn::backend::{Flex, TensorMetadata, backend_extension};
 use burn::tensor::TensorData;
 
 use crate::kernel::{self, Geometry};
+use crate::norm::{self, Layout};
 use crate::pool::{self, Window};
 
 /// The operations with a kernel of this crate.
@@ -19,6 +20,26 @@ pub trait CpuKernels: burn::backend::Backend {
 
     /// Max pooling without padding, floor mode: `[N, C, H, W]` → `[N, C, Ho, Wo]`.
     fn fast_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2]) -> FloatTensor<Self>;
+
+    /// Batch norm on batch statistics, then ReLU, of `x` `[N, C, H, W]` made of `segments` equal
+    /// parts of the batch, each with its own statistics and its own scale and shift (`gamma`,
+    /// `beta`: `[segments · C]`): the output, and the mean and biased variance `[segments · C]`.
+    fn fast_batch_norm_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        segments: usize,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `ReLU(a x + b)` of `x` `[N, C, H, W]` with `a`, `b` `[C]`: an inference batch norm with its
+    /// statistics folded in.
+    fn fast_scale_shift_relu(x: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The normalisation layout of `x` (`[N, C, H, W]`).
+fn layout(x: &[usize], segments: usize) -> Layout {
+    Layout { n: x[0], c: x[1], hw: x[2] * x[3], segments }
 }
 
 /// The pooling window of `x` (`[N, C, H, W]`).
@@ -55,8 +76,13 @@ fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous f32 tensor (checked by `supported`)")
 }
 
-fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// `t`'s values as a vector.
+fn vector(t: &FlexTensor) -> Vec<f32> {
+    slice(&values(t)).to_vec()
 }
 
 impl CpuKernels for Flex {
@@ -72,6 +98,28 @@ impl CpuKernels for Flex {
         let w = window(&shape, kernel, stride);
         tensor(pool::forward(slice(&x), &w), [shape[0], shape[1], w.output[0], w.output[1]])
     }
+
+    fn fast_batch_norm_relu(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        segments: usize,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let x = values(&x);
+        let shape = x.shape();
+        let (gamma, beta) = (values(&gamma), values(&beta));
+        let (y, mean, var) = norm::forward(slice(&x), slice(&gamma), slice(&beta), &layout(&shape, segments), epsilon);
+        let stats = mean.len();
+        (tensor(y, [shape[0], shape[1], shape[2], shape[3]]), tensor(mean, [stats]), tensor(var, [stats]))
+    }
+
+    fn fast_scale_shift_relu(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        let x = values(&x);
+        let shape = x.shape();
+        let y = norm::scale_shift_relu(slice(&x), &vector(&a), &vector(&b), &layout(&shape, 1));
+        tensor(y, [shape[0], shape[1], shape[2], shape[3]])
+    }
 }
 
 #[cfg(feature = "autodiff")]
@@ -82,6 +130,7 @@ mod backward {
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::autodiff::{Autodiff, NodeId};
+    use burn::backend::AutodiffBackend;
     use std::sync::Arc;
 
     /// The conv node: its parents are `x` and the weight, both checkpointed.
@@ -126,6 +175,58 @@ mod backward {
         }
     }
 
+    /// The batch norm + ReLU node: its input checkpointed, the per-(segment, channel) scale,
+    /// shift, mean and variance of the forward pass, the layout and ε.
+    #[derive(Debug)]
+    struct BatchNormReluBackward;
+
+    impl Backward<Flex, 3> for BatchNormReluBackward {
+        type State = (NodeId, Arc<[Vec<f32>; 4]>, Layout, f64);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let dy = values(&grads.consume::<Flex>(&ops.node));
+            let (x_id, p, l, epsilon) = ops.state;
+            let x = values(&checkpointer.retrieve_node_output::<FlexTensor>(x_id));
+            let shape = x.shape();
+            let (dx, dgamma, dbeta) = norm::backward(slice(&x), slice(&dy), [&p[0], &p[1]], [&p[2], &p[3]], &l, epsilon);
+            for (node, grad) in [(node_x, tensor(dx, [shape[0], shape[1], shape[2], shape[3]]))]
+                .into_iter()
+                .chain([(node_gamma, dgamma), (node_beta, dbeta)].map(|(n, g)| (n, tensor(g.clone(), [g.len()]))))
+            {
+                if let Some(node) = node {
+                    grads.register::<Flex>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    /// The `ReLU(a x + b)` node: its input checkpointed, `a` and `b`.
+    #[derive(Debug)]
+    struct ScaleShiftReluBackward;
+
+    impl Backward<Flex, 3> for ScaleShiftReluBackward {
+        type State = (NodeId, Arc<[Vec<f32>; 2]>);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+            let [node_x, node_a, node_b] = ops.parents;
+            let dy = values(&grads.consume::<Flex>(&ops.node));
+            let (x_id, ab) = ops.state;
+            let x = values(&checkpointer.retrieve_node_output::<FlexTensor>(x_id));
+            let shape = x.shape();
+            let l = layout(&shape, 1);
+            let (dx, da, db) = norm::scale_shift_relu_backward(slice(&x), slice(&dy), &ab[0], &ab[1], &l);
+            for (node, grad) in [(node_x, tensor(dx, [shape[0], shape[1], shape[2], shape[3]]))]
+                .into_iter()
+                .chain([(node_a, da), (node_b, db)].map(|(n, g)| (n, tensor(g.clone(), [g.len()]))))
+            {
+                if let Some(node) = node {
+                    grads.register::<Flex>(node.id, grad);
+                }
+            }
+        }
+    }
+
     impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
         fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
             match ConvBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
@@ -154,6 +255,59 @@ mod backward {
                 OpsKind::UnTracked(prep) => {
                     prep.finish(<Flex as CpuKernels>::fast_max_pool2d(x.into_primitive(), kernel, stride))
                 }
+            }
+        }
+
+        fn fast_batch_norm_relu(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            segments: usize,
+            epsilon: f64,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            let untracked = |t: FlexTensor| <Self as AutodiffBackend>::from_inner(t);
+            match BatchNormReluBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(mut prep) => {
+                    let x_id = prep.checkpoint(&x);
+                    let (gamma, beta) = (vector(gamma.primitive()), vector(beta.primitive()));
+                    let x = values(&x.into_primitive());
+                    let shape = x.shape();
+                    let l = layout(&shape, segments);
+                    let (y, mean, var) = norm::forward(slice(&x), &gamma, &beta, &l, epsilon);
+                    let stats = [tensor(mean.clone(), [mean.len()]), tensor(var.clone(), [var.len()])];
+                    let y = tensor(y, [shape[0], shape[1], shape[2], shape[3]]);
+                    let y = prep.finish((x_id, Arc::new([gamma, beta, mean, var]), l, epsilon), y);
+                    let [mean, var] = stats.map(untracked);
+                    (y, mean, var)
+                }
+                OpsKind::UnTracked(prep) => {
+                    let (y, mean, var) = <Flex as CpuKernels>::fast_batch_norm_relu(
+                        x.into_primitive(),
+                        gamma.into_primitive(),
+                        beta.into_primitive(),
+                        segments,
+                        epsilon,
+                    );
+                    (prep.finish(y), untracked(mean), untracked(var))
+                }
+            }
+        }
+
+        fn fast_scale_shift_relu(x: FloatTensor<Self>, a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+            match ScaleShiftReluBackward.prepare::<C>([x.node(), a.node(), b.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(mut prep) => {
+                    let x_id = prep.checkpoint(&x);
+                    let (a, b) = (vector(a.primitive()), vector(b.primitive()));
+                    let x = values(&x.into_primitive());
+                    let shape = x.shape();
+                    let y = norm::scale_shift_relu(slice(&x), &a, &b, &layout(&shape, 1));
+                    prep.finish((x_id, Arc::new([a, b])), tensor(y, [shape[0], shape[1], shape[2], shape[3]]))
+                }
+                OpsKind::UnTracked(prep) => prep.finish(<Flex as CpuKernels>::fast_scale_shift_relu(
+                    x.into_primitive(),
+                    a.into_primitive(),
+                    b.into_primitive(),
+                )),
             }
         }
     }

@@ -147,3 +147,89 @@ fn max_pooling_and_its_gradient_match_burn() {
         }
     }
 }
+
+/// Burn's batch norm on the batch's statistics then ReLU, segment by segment: the reference for
+/// `ipr_conv::batch_norm_relu`.
+fn burns_norm_relu(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, segments: usize) -> [Tensor<4>; 1] {
+    let [n, c, _, _] = x.dims();
+    let per = n / segments;
+    let parts = (0..segments)
+        .map(|s| {
+            let part = |t: &Tensor<1>| t.clone().narrow(0, s * c, c);
+            module::batch_norm_train(x.clone().narrow(0, s * per, per), part(&gamma), part(&beta), 1e-5).output
+        })
+        .collect();
+    [burn::tensor::activation::relu(Tensor::cat(parts, 0))]
+}
+
+#[test]
+fn batch_norm_relu_and_its_gradients_match_burn() {
+    // Two segments (a private layer's two paths), planes not a multiple of the 16 lanes, 1×1
+    // planes, a single image, and a block of ResNet-18's layer4 shape.
+    for (shape, segments) in [([8, 6, 5, 7], 2), ([4, 32, 4, 4], 1), ([6, 3, 1, 1], 2), ([1, 5, 9, 9], 1), ([16, 512, 4, 4], 1)] {
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            let c = shape[1];
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.5, 2.0), &device);
+            let gamma = Tensor::<1>::random([segments * c], Distribution::Normal(0.0, 1.0), &device);
+            let beta = Tensor::<1>::random([segments * c], Distribution::Normal(0.0, 1.0), &device);
+            let track = |t: Tensor<1>| if device.is_autodiff() { t.require_grad() } else { t };
+            let inputs = || (if device.is_autodiff() { x.clone().require_grad() } else { x.clone() }, track(gamma.clone()), track(beta.clone()));
+            let (xo, go, bo) = inputs();
+            let ours = ipr_conv::batch_norm_relu(xo.clone(), go.clone(), bo.clone(), segments, 1e-5);
+            let (xb, gb, bb) = inputs();
+            let [burns] = burns_norm_relu(xb.clone(), gb.clone(), bb.clone(), segments);
+            let gap = relative_gap(&values(ours.output.clone()), &values(burns.clone()));
+            assert!(gap <= 1e-4, "{shape:?}: output relative gap {gap:e}");
+            // The statistics: those of each segment's channel, the variance biased.
+            let per = shape[0] / segments;
+            for s in 0..segments {
+                let part = x.clone().narrow(0, s * per, per).swap_dims(0, 1).reshape([c, per * shape[2] * shape[3]]);
+                let (var, mean) = part.var_mean_bias(1);
+                let got = |t: &Tensor<1>| values(t.clone().narrow(0, s * c, c));
+                assert!(relative_gap(&got(&ours.mean), &values(mean.reshape([c]))) <= 1e-5, "{shape:?} mean");
+                assert!(relative_gap(&got(&ours.variance), &values(var.reshape([c]))) <= 1e-5, "{shape:?} variance");
+            }
+            if device.is_autodiff() {
+                let r = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+                let g_ours = (ours.output * r.clone()).sum().backward();
+                let g_burns = (burns * r).sum().backward();
+                let gap = relative_gap(&values(xo.grad(&g_ours).expect("dx")), &values(xb.grad(&g_burns).expect("dx")));
+                assert!(gap <= 1e-4, "{shape:?}: input gradient relative gap {gap:e}");
+                for (name, a, b) in [("scale", go, gb), ("shift", bo, bb)] {
+                    let gap = relative_gap(&values(a.grad(&g_ours).expect("a gradient")), &values(b.grad(&g_burns).expect("a gradient")));
+                    assert!(gap <= 1e-4, "{shape:?}: {name} gradient relative gap {gap:e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_relu_eval_and_its_gradients_match_burn() {
+    for shape in [[3, 6, 5, 7], [1, 64, 4, 4], [2, 3, 1, 1]] {
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            let c = shape[1];
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.5, 2.0), &device);
+            let vector = |mean: f64| Tensor::<1>::random([c], Distribution::Normal(mean, 1.0), &device);
+            let (gamma, beta, mean, var) = (vector(0.0), vector(0.0), vector(0.0), vector(3.0).abs());
+            let track = |t: Tensor<4>| if device.is_autodiff() { t.require_grad() } else { t };
+            let track1 = |t: Tensor<1>| if device.is_autodiff() { t.require_grad() } else { t };
+            let (xo, go, bo) = (track(x.clone()), track1(gamma.clone()), track1(beta.clone()));
+            let (xb, gb, bb) = (track(x), track1(gamma), track1(beta));
+            let ours = ipr_conv::batch_norm_relu_eval(xo.clone(), go.clone(), bo.clone(), mean.clone(), var.clone(), 1e-5);
+            let burns = burn::tensor::activation::relu(module::batch_norm(xb.clone(), gb.clone(), bb.clone(), mean, var, 1e-5));
+            let gap = relative_gap(&values(ours.clone()), &values(burns.clone()));
+            assert!(gap <= 1e-4, "{shape:?}: output relative gap {gap:e}");
+            if device.is_autodiff() {
+                let r = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+                let (g_ours, g_burns) = ((ours * r.clone()).sum().backward(), (burns * r).sum().backward());
+                let gap = relative_gap(&values(xo.grad(&g_ours).expect("dx")), &values(xb.grad(&g_burns).expect("dx")));
+                assert!(gap <= 1e-4, "{shape:?}: input gradient relative gap {gap:e}");
+                for (name, a, b) in [("scale", go, gb), ("shift", bo, bb)] {
+                    let gap = relative_gap(&values(a.grad(&g_ours).expect("a gradient")), &values(b.grad(&g_burns).expect("a gradient")));
+                    assert!(gap <= 1e-4, "{shape:?}: {name} gradient relative gap {gap:e}");
+                }
+            }
+        }
+    }
+}

@@ -20,7 +20,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::activation::relu;
 
 use crate::{Norm, NormKind, PassportError};
 
@@ -219,21 +218,11 @@ impl ConvBlock {
         // Batch statistics and a private layer's two affines both differ between halves.
         let split = route == Route::Both && (self.is_private() || self.bn.kind == NormKind::Bn);
         let out = if split {
-            let half = y.dims()[0] / 2;
-            let halves = [(Route::Public, y.clone().narrow(0, 0, half)), (Route::Private, y.narrow(0, half, half))];
-            let parts = halves
-                .into_iter()
-                .map(|(r, part)| {
-                    let (norm, affine) = self.path(r, &passport);
-                    norm.forward(part, affine)
-                })
-                .collect();
-            Tensor::cat(parts, 0)
+            Norm::forward_relu(&[self.path(Route::Public, &passport), self.path(Route::Private, &passport)], y)
         } else {
-            let (norm, affine) = self.path(route, &passport);
-            norm.forward(y, affine)
+            Norm::forward_relu(&[self.path(route, &passport)], y)
         };
-        BlockOutput { out: relu(out), gamma }
+        BlockOutput { out, gamma }
     }
 
     /// Replaces the passports (`key` = `P_β`, `skey` = `P_γ`), e.g. with ones sampled from a

@@ -3,6 +3,7 @@
 
 use burn::module::{Flag, Param, RunningState};
 use burn::prelude::*;
+use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 const EPSILON: f64 = 1e-5;
@@ -69,6 +70,20 @@ impl Norm {
         }
     }
 
+    /// The affine a path applies: `affine` when given (a passport layer's γ, β), else the norm's
+    /// own parameters, else none.
+    fn affine(&self, affine: Option<(Tensor<1>, Tensor<1>)>) -> Option<(Tensor<1>, Tensor<1>)> {
+        affine.or_else(|| match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => Some((w.val(), b.val())),
+            _ => None,
+        })
+    }
+
+    /// Whether the norm uses batch statistics (and updates its running ones) on `device`.
+    fn on_batch(&self, device: &Device) -> bool {
+        device.is_autodiff() && self.training.is_enabled()
+    }
+
     /// Normalises `x` and applies the affine map: `affine` when given (a passport layer's γ, β),
     /// else the norm's own parameters, else none.
     ///
@@ -77,10 +92,7 @@ impl Norm {
     /// - `affine`: `([channels], [channels])`
     /// - output: `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, affine: Option<(Tensor<1>, Tensor<1>)>) -> Tensor<4> {
-        let affine = affine.or_else(|| match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => Some((w.val(), b.val())),
-            _ => None,
-        });
+        let affine = self.affine(affine);
         match self.kind {
             NormKind::Bn => self.batch_norm(x, affine),
             NormKind::Gn | NormKind::In => {
@@ -98,40 +110,80 @@ impl Norm {
         }
     }
 
+    /// `ReLU(norm(x))` of a batch made of equal segments, segment `i` through the norm and
+    /// affine of `segments[i]` (see [`Norm::forward`]): what a conv block does after its conv.
+    /// Batch norms run as one fused kernel (`ipr_conv::batch_norm_relu`, each segment on its own
+    /// batch statistics, updating its norm's running ones) in training, and a single batch norm
+    /// on its running statistics in inference; other norms as [`Norm::forward`] then ReLU.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`, `batch` a multiple of `segments.len()`
+    /// - output: `[batch, channels, height, width]`
+    pub fn forward_relu(segments: &[(&Norm, Option<(Tensor<1>, Tensor<1>)>)], x: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let device = x.device();
+        let k = segments.len();
+        let bn = segments.iter().all(|(norm, _)| norm.kind == NormKind::Bn);
+        let scale_shift = |(norm, affine): &(&Norm, Option<(Tensor<1>, Tensor<1>)>)| {
+            norm.affine(affine.clone()).unwrap_or_else(|| (Tensor::ones([c], &device), Tensor::zeros([c], &device)))
+        };
+        if bn && segments.iter().all(|(norm, _)| norm.on_batch(&device)) {
+            let (gammas, betas) = segments.iter().map(scale_shift).unzip();
+            let out = ipr_conv::batch_norm_relu(x, Tensor::cat(gammas, 0), Tensor::cat(betas, 0), k, EPSILON);
+            for (i, (norm, _)) in segments.iter().enumerate() {
+                let part = |t: &Tensor<1>| t.clone().narrow(0, i * c, c);
+                norm.update_running(part(&out.mean), part(&out.variance), n / k * h * w);
+            }
+            return out.output;
+        }
+        if let [segment @ (norm, _)] = segments
+            && bn
+            && !norm.on_batch(&device)
+        {
+            let (gamma, beta) = scale_shift(segment);
+            let (mean, var) = norm.running();
+            return ipr_conv::batch_norm_relu_eval(x, gamma, beta, mean.to_device(&device), var.to_device(&device), EPSILON);
+        }
+        let per = n / k;
+        let parts = segments.iter().enumerate().map(|(i, (norm, affine))| norm.forward(x.clone().narrow(0, i * per, per), affine.clone()));
+        relu(Tensor::cat(parts.collect(), 0))
+    }
+
+    /// The running mean and variance of a batch norm.
+    fn running(&self) -> (Tensor<1>, Tensor<1>) {
+        let (Some(running_mean), Some(running_var)) = (&self.running_mean, &self.running_var) else {
+            unreachable!("a batch norm is always built with running statistics")
+        };
+        (running_mean.value(), running_var.value())
+    }
+
+    /// Moves the running statistics towards a batch's `mean` and biased `variance` over `count`
+    /// values a channel (the variance kept unbiased).
+    fn update_running(&self, mean: Tensor<1>, variance: Tensor<1>, count: usize) {
+        let (Some(running_mean), Some(running_var)) = (&self.running_mean, &self.running_var) else {
+            unreachable!("a batch norm is always built with running statistics")
+        };
+        let device = mean.device();
+        let count = count as f64;
+        let unbiased = variance.detach().mul_scalar(count / (count - 1.0).max(1.0));
+        let mean = running_mean.value_sync().to_device(&device).mul_scalar(1.0 - MOMENTUM).add(mean.detach().mul_scalar(MOMENTUM));
+        let var = running_var.value_sync().to_device(&device).mul_scalar(1.0 - MOMENTUM).add(unbiased.mul_scalar(MOMENTUM));
+        running_mean.update(mean.detach());
+        running_var.update(var.detach());
+    }
+
     fn batch_norm(&self, x: Tensor<4>, affine: Option<(Tensor<1>, Tensor<1>)>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
         let device = x.device();
         let (gamma, beta) =
             affine.unwrap_or_else(|| (Tensor::ones([c], &device), Tensor::zeros([c], &device)));
-        let (Some(running_mean), Some(running_var)) = (&self.running_mean, &self.running_var) else {
-            unreachable!("a batch norm is always built with running statistics")
-        };
-        if device.is_autodiff() && self.training.is_enabled() {
+        if self.on_batch(&device) {
             let out = burn::tensor::module::batch_norm_train(x, gamma, beta, EPSILON);
-            let count = (n * h * w) as f64;
-            let unbiased = out.variance.detach().mul_scalar(count / (count - 1.0).max(1.0));
-            let mean = running_mean
-                .value_sync()
-                .to_device(&device)
-                .mul_scalar(1.0 - MOMENTUM)
-                .add(out.mean.detach().mul_scalar(MOMENTUM));
-            let var = running_var
-                .value_sync()
-                .to_device(&device)
-                .mul_scalar(1.0 - MOMENTUM)
-                .add(unbiased.mul_scalar(MOMENTUM));
-            running_mean.update(mean.detach());
-            running_var.update(var.detach());
+            self.update_running(out.mean, out.variance, n * h * w);
             out.output
         } else {
-            burn::tensor::module::batch_norm(
-                x,
-                gamma,
-                beta,
-                running_mean.value().to_device(&device),
-                running_var.value().to_device(&device),
-                EPSILON,
-            )
+            let (mean, var) = self.running();
+            burn::tensor::module::batch_norm(x, gamma, beta, mean.to_device(&device), var.to_device(&device), EPSILON)
         }
     }
 }
