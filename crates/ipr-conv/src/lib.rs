@@ -30,6 +30,7 @@ mod kernel;
 mod op;
 mod norm;
 mod pool;
+mod simd;
 mod winograd;
 
 use burn::backend::Dispatch;

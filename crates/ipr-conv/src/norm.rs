@@ -15,6 +15,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::widest;
+
 /// The shape of a normalised batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -41,6 +43,7 @@ impl Layout {
     }
 
     /// The planes of (segment, channel) `sc` in `x`.
+    #[inline(always)]
     fn planes<'a>(&self, x: &'a [f32], sc: usize) -> impl Iterator<Item = &'a [f32]> + use<'a> {
         let (segment, channel, per, c, hw) = (sc / self.c, sc % self.c, self.n / self.segments, self.c, self.hw);
         (segment * per..(segment + 1) * per).map(move |image| &x[(image * c + channel) * hw..][..hw])
@@ -78,12 +81,12 @@ pub fn statistics(x: &[f32], l: &Layout) -> (Vec<f32>, Vec<f32>) {
     let count = l.count().max(1) as f64;
     (0..l.segments * l.c)
         .into_par_iter()
-        .map(|sc| {
+        .map(|sc| widest(#[inline(always)] || {
             let sum: f64 = l.planes(x, sc).map(|p| f64::from(lanes(p, p, |v, _| v))).sum();
             let mean = (sum / count) as f32;
             let squares: f64 = l.planes(x, sc).map(|p| f64::from(lanes(p, p, |v, _| (v - mean) * (v - mean)))).sum();
             (mean, (squares / count) as f32)
-        })
+        }))
         .unzip()
 }
 
@@ -94,10 +97,12 @@ pub fn scale_shift_relu(x: &[f32], a: &[f32], b: &[f32], l: &Layout) -> Vec<f32>
         |(plane, (out, x))| {
             let sc = l.of_plane(plane);
             let (a, b) = (a[sc], b[sc]);
-            for (o, &v) in out.iter_mut().zip(x) {
-                let z = a * v + b;
-                *o = if passes(z) { z } else { 0.0 };
-            }
+            widest(#[inline(always)] || {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    let z = a * v + b;
+                    *o = if passes(z) { z } else { 0.0 };
+                }
+            });
         },
     );
     y
@@ -140,9 +145,11 @@ pub fn backward(
         .into_par_iter()
         .map(|sc| {
             let (a, b, m) = (a[sc], b[sc], mean[sc]);
-            l.planes(x, sc).zip(l.planes(dy, sc)).fold((0.0f64, 0.0f64), |(s, t), (x, dy)| {
-                let d = |v: f32, g: f32| if passes(a * v + b) { g } else { 0.0 };
-                (s + f64::from(lanes(x, dy, d)), t + f64::from(lanes(x, dy, |v, g| d(v, g) * (v - m))))
+            widest(#[inline(always)] || {
+                l.planes(x, sc).zip(l.planes(dy, sc)).fold((0.0f64, 0.0f64), |(s, t), (x, dy)| {
+                    let d = |v: f32, g: f32| if passes(a * v + b) { g } else { 0.0 };
+                    (s + f64::from(lanes(x, dy, d)), t + f64::from(lanes(x, dy, |v, g| d(v, g) * (v - m))))
+                })
             })
         })
         .unzip();
@@ -164,10 +171,12 @@ pub fn backward(
         .for_each(|(plane, (out, (x, dy)))| {
             let sc = l.of_plane(plane);
             let ([k1, k2, k3], a, b, m) = (k[sc], a[sc], b[sc], mean[sc]);
-            for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
-                let d = if passes(a * v + b) { g } else { 0.0 };
-                *o = k1 * d + k2 * (v - m) + k3;
-            }
+            widest(#[inline(always)] || {
+                for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+                    let d = if passes(a * v + b) { g } else { 0.0 };
+                    *o = k1 * d + k2 * (v - m) + k3;
+                }
+            });
         });
     let narrow = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
     (dx, narrow(dgamma), narrow(dbeta))
@@ -180,8 +189,10 @@ pub fn scale_shift_relu_backward(x: &[f32], dy: &[f32], a: &[f32], b: &[f32], l:
         .map(|sc| {
             let (a, b) = (a[sc], b[sc]);
             let d = |v: f32, g: f32| if passes(a * v + b) { g } else { 0.0 };
-            l.planes(x, sc).zip(l.planes(dy, sc)).fold((0.0f64, 0.0f64), |(s, t), (x, dy)| {
-                (s + f64::from(lanes(x, dy, d)), t + f64::from(lanes(x, dy, |v, g| d(v, g) * v)))
+            widest(#[inline(always)] || {
+                l.planes(x, sc).zip(l.planes(dy, sc)).fold((0.0f64, 0.0f64), |(s, t), (x, dy)| {
+                    (s + f64::from(lanes(x, dy, d)), t + f64::from(lanes(x, dy, |v, g| d(v, g) * v)))
+                })
             })
         })
         .map(|(s, t)| (s as f32, t as f32))
@@ -194,9 +205,11 @@ pub fn scale_shift_relu_backward(x: &[f32], dy: &[f32], a: &[f32], b: &[f32], l:
         .for_each(|(plane, (out, (x, dy)))| {
             let sc = l.of_plane(plane);
             let (a, b) = (a[sc], b[sc]);
-            for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
-                *o = if passes(a * v + b) { a * g } else { 0.0 };
-            }
+            widest(#[inline(always)] || {
+                for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+                    *o = if passes(a * v + b) { a * g } else { 0.0 };
+                }
+            });
         });
     (dx, da, db)
 }

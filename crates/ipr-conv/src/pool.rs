@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::widest;
+
 /// The shape of one pooling: planes (`N·C`), input and output sides, kernel and stride.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
@@ -36,6 +38,7 @@ impl Window {
 }
 
 /// The maxima of one plane, and with `arg` the index of each (the first, on ties).
+#[inline(always)]
 fn plane(x: &[f32], w: &Window, out: &mut [f32], mut arg: Option<&mut [u32]>) {
     let ([_, iw], [oh, ow], [kh, kw], [sh, sw]) = (w.input, w.output, w.kernel, w.stride);
     for oy in 0..oh {
@@ -62,7 +65,7 @@ pub fn forward(x: &[f32], w: &Window) -> Vec<f32> {
     let mut y = vec![0.0f32; w.planes * w.plane_out()];
     y.par_chunks_mut(w.plane_out().max(1))
         .enumerate()
-        .for_each(|(i, out)| plane(&x[i * w.plane_in()..(i + 1) * w.plane_in()], w, out, None));
+        .for_each(|(i, out)| widest(#[inline(always)] || plane(&x[i * w.plane_in()..(i + 1) * w.plane_in()], w, out, None)));
     y
 }
 
@@ -71,7 +74,7 @@ pub fn forward_with_indices(x: &[f32], w: &Window) -> (Vec<f32>, Vec<u32>) {
     let mut y = vec![0.0f32; w.planes * w.plane_out()];
     let mut arg = vec![0u32; y.len()];
     y.par_chunks_mut(w.plane_out().max(1)).zip(arg.par_chunks_mut(w.plane_out().max(1))).enumerate().for_each(
-        |(i, (out, arg))| plane(&x[i * w.plane_in()..(i + 1) * w.plane_in()], w, out, Some(arg)),
+        |(i, (out, arg))| widest(#[inline(always)] || plane(&x[i * w.plane_in()..(i + 1) * w.plane_in()], w, out, Some(arg))),
     );
     (y, arg)
 }

@@ -14,12 +14,13 @@
 use rayon::prelude::*;
 
 use crate::kernel::{Geometry, Mat, gemm};
+use crate::simd::widest;
 
 /// Output pixels per image below which a row of tiles is too short for the transforms to pay.
 const MIN_PIXELS: usize = 64;
 
 /// `min(C, O)·Ho·Wo` below which the transforms cost more than the products they save.
-const MIN_WORK: usize = 16384;
+const MIN_WORK: usize = 12288;
 
 /// The fewest tiles worth a GEMM: below that, images are grouped side by side.
 const MIN_TILES: usize = 256;
@@ -31,8 +32,9 @@ pub fn fits(g: &Geometry) -> bool {
 
 /// Whether it is also faster than im2col, as measured on the models' layers (batch 64, forward
 /// and both gradients, 2 cores with AVX-512): 15–55% faster for ResNet-18's 3×3 layers at 32, 16
-/// and 8 px and AlexNet's full-width 8×8 layers of 256 and 384 input channels; as fast for its
-/// 192 → 384 layer; slower for ResNet-18's 4×4 layer4 and an 8×8 layer of 96 input channels.
+/// and 8 px and AlexNet's full-width 8×8 layers (192, 256 and 384 input channels); twice as slow
+/// for ResNet-18's 4×4 layer4 and a single image; as fast for the half-width AlexNet's 8×8 layers
+/// of 96 to 192 channels.
 pub fn pays(g: &Geometry) -> bool {
     let pixels = g.ho * g.wo;
     fits(g) && pixels >= MIN_PIXELS && g.c.min(g.o) * pixels >= MIN_WORK
@@ -63,6 +65,7 @@ fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
 }
 
 /// The first four runs of `n` values of `t`.
+#[inline(always)]
 fn quarters(t: &mut [f32], n: usize) -> [&mut [f32]; 4] {
     let (t0, rest) = t.split_at_mut(n);
     let (t1, rest) = rest.split_at_mut(n);
@@ -72,32 +75,36 @@ fn quarters(t: &mut [f32], n: usize) -> [&mut [f32]; 4] {
 
 /// `V` (`[16][C, T]`) of the images `x` (each `[C, H, W]`): `Bᵀ d B` of every 4×4 tile `d` that
 /// starts at `2·tile − pad`, zero outside the image; a tile's column is
-/// `image·tiles + row·across + column`. A row of tiles at a time: the four input rows it spans,
-/// zero-padded and split into even and odd columns (so that every later step reads contiguous
-/// runs), `Bᵀ` across them element by element, then `B` along them into the 16 streams.
+/// `image·tiles + row·across + column`. Each plane is first zero-padded and its rows split into
+/// even and odd columns (so that every later step reads contiguous runs); then a row of tiles at a
+/// time, `Bᵀ` across its four rows element by element, and `B` along them into the 16 streams.
+#[inline(always)]
 fn transform_input(x: &[f32], [c, h, w]: [usize; 3], pad: [usize; 2], tiles: [usize; 2], v: &mut [f32]) {
     let per_image = tiles[0] * tiles[1];
     let cols = x.len() / (c * h * w) * per_image;
     let half = tiles[1] + 1;
-    // rows[i]: the even columns of padded row i, then its odd ones; t likewise after Bᵀ.
-    let (mut rows, mut t) = (vec![0.0f32; 8 * half], vec![0.0f32; 8 * half]);
+    // padded[r]: the even columns of padded row r, then its odd ones; t likewise after Bᵀ.
+    let (mut padded, mut line, mut t) = (vec![0.0f32; (2 * tiles[0] + 2) * 2 * half], vec![0.0f32; 2 * half], vec![0.0f32; 8 * half]);
     for (plane, x) in x.chunks_exact(h * w).enumerate() {
         let (image, channel) = (plane / c, plane % c);
-        for ty in 0..tiles[0] {
-            for (i, row) in rows.chunks_exact_mut(2 * half).enumerate() {
-                let iy = (2 * ty + i).wrapping_sub(pad[0]);
-                let (even, odd) = row.split_at_mut(half);
-                if iy >= h {
-                    even.fill(0.0);
-                    odd.fill(0.0);
-                    continue;
-                }
-                let src = &x[iy * w..][..w];
-                let at = |column: usize| column.checked_sub(pad[1]).and_then(|ix| src.get(ix)).copied().unwrap_or(0.0);
-                for k in 0..half {
-                    (even[k], odd[k]) = (at(2 * k), at(2 * k + 1));
-                }
+        for (r, row) in padded.chunks_exact_mut(2 * half).enumerate() {
+            let iy = r.wrapping_sub(pad[0]);
+            let (even, odd) = row.split_at_mut(half);
+            if iy >= h {
+                even.fill(0.0);
+                odd.fill(0.0);
+                continue;
             }
+            // 2·half = 2·⌈Wo/2⌉ + 2 ≥ W + 2·pad: the row with its padding fits the line.
+            let cut = (pad[1] + w).min(2 * half);
+            line[pad[1]..cut].copy_from_slice(&x[iy * w..][..cut - pad[1]]);
+            line[cut..].fill(0.0);
+            for (k, pair) in line.chunks_exact(2).enumerate() {
+                (even[k], odd[k]) = (pair[0], pair[1]);
+            }
+        }
+        for ty in 0..tiles[0] {
+            let rows = &padded[2 * ty * 2 * half..][..8 * half];
             let (r0, r1, r2, r3) = (&rows[..2 * half], &rows[2 * half..4 * half], &rows[4 * half..6 * half], &rows[6 * half..]);
             let [t0, t1, t2, t3] = quarters(&mut t, 2 * half);
             combine(t0, r0, r2, |a, b| a - b);
@@ -120,6 +127,7 @@ fn transform_input(x: &[f32], [c, h, w]: [usize; 3], pad: [usize; 2], tiles: [us
 
 /// The output planes `y` (`[O, out]` per image) of `M` (`[16][O, T]`): `Aᵀ m A` of every tile,
 /// a row of tiles at a time (`Aᵀ` across the 16 streams, then `A` along them).
+#[inline(always)]
 fn transform_output(m: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], y: &mut [f32]) {
     let per_image = tiles[0] * tiles[1];
     let cols = y.len() / (o * out[0] * out[1]) * per_image;
@@ -178,12 +186,12 @@ fn convolve(x: &[f32], u: &[f32], [n, c, h, w]: [usize; 4], o: usize, pad: [usiz
             let cols = images * per_image;
             v.resize(16 * c * cols, 0.0);
             m.resize(16 * o * cols, 0.0);
-            transform_input(x, [c, h, w], pad, tiles, v);
+            widest(#[inline(always)] || transform_input(x, [c, h, w], pad, tiles, v));
             for xi in 0..16 {
                 let (lhs, rhs) = (Mat::rows(&u[xi * o * c..][..o * c], c), Mat::rows(&v[xi * c * cols..][..c * cols], cols));
                 gemm([o, cols, c], &mut m[xi * o * cols..][..o * cols], lhs, rhs, false, wide);
             }
-            transform_output(m, o, out, tiles, y);
+            widest(#[inline(always)] || transform_output(m, o, out, tiles, y));
         },
     );
     y
@@ -211,12 +219,13 @@ pub fn input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 /// `D` (`[16][O, T]`) of the output gradients `dy` (images of `[O, out]`): `A δ Aᵀ` of every
 /// 2×2 block `δ`, zero beyond the output, with A = [[1, 0], [1, 1], [1, −1], [0, −1]]; columns as
 /// in [`transform_input`], a row of tiles at a time, its two rows split into even and odd columns.
+#[inline(always)]
 fn transform_gradient(dy: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], d: &mut [f32]) {
     let per_image = tiles[0] * tiles[1];
     let cols = dy.len() / (o * out[0] * out[1]) * per_image;
     let across = tiles[1];
     // rows[a]: the even columns of row a, then its odd ones; t likewise after A.
-    let (mut rows, mut t) = (vec![0.0f32; 4 * across], vec![0.0f32; 8 * across]);
+    let (mut rows, mut line, mut t) = (vec![0.0f32; 4 * across], vec![0.0f32; 2 * across], vec![0.0f32; 8 * across]);
     for (plane, dy) in dy.chunks_exact(out[0] * out[1]).enumerate() {
         let (image, channel) = (plane / o, plane % o);
         for ty in 0..tiles[0] {
@@ -228,9 +237,11 @@ fn transform_gradient(dy: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], 
                     odd.fill(0.0);
                     continue;
                 }
-                let src = &dy[oy * out[1]..][..out[1]];
-                for k in 0..across {
-                    (even[k], odd[k]) = (src[2 * k], src.get(2 * k + 1).copied().unwrap_or(0.0));
+                // 2·across = 2·⌈Wo/2⌉ ≥ Wo: the row fits the line, a zero after it when Wo is odd.
+                line[..out[1]].copy_from_slice(&dy[oy * out[1]..][..out[1]]);
+                line[out[1]..].fill(0.0);
+                for (k, pair) in line.chunks_exact(2).enumerate() {
+                    (even[k], odd[k]) = (pair[0], pair[1]);
                 }
             }
             let (p, q) = rows.split_at(2 * across);
@@ -287,8 +298,10 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
             let cols = images * per_image;
             v.resize(16 * c * cols, 0.0);
             d.resize(16 * o * cols, 0.0);
-            transform_input(&x[first * c * plane_in..][..images * c * plane_in], [c, g.h, g.w], g.pad, tiles, &mut v);
-            transform_gradient(&dy[first * o * plane_out..][..images * o * plane_out], o, [g.ho, g.wo], tiles, &mut d);
+            widest(#[inline(always)] || {
+                transform_input(&x[first * c * plane_in..][..images * c * plane_in], [c, g.h, g.w], g.pad, tiles, &mut v);
+                transform_gradient(&dy[first * o * plane_out..][..images * o * plane_out], o, [g.ho, g.wo], tiles, &mut d);
+            });
             for xi in 0..16 {
                 let lhs = Mat::rows(&d[xi * o * cols..][..o * cols], cols);
                 let rhs = Mat::transposed(&v[xi * c * cols..][..c * cols], cols);
