@@ -223,6 +223,14 @@ struct Scratch {
     wide: Vec<f32>,
 }
 
+/// `len` zeros, written by every thread of the pool (a fresh buffer for a pass's output: filled
+/// on the calling thread alone, it would keep the others waiting).
+pub(crate) fn zeros(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    v
+}
+
 fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buffer.len() < len {
         buffer.resize(len, 0.0);
@@ -264,7 +272,7 @@ pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 
 fn im2col_forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
-    let mut y = vec![0.0f32; g.n * g.o * p];
+    let mut y = zeros(g.n * g.o * p);
     let w = Mat::rows(weight, k);
     y.par_chunks_mut(split.group * g.o * p).enumerate().for_each_init(Scratch::default, |scratch, (t, out)| {
         let (images, first) = (out.len() / (g.o * p), t * split.group);
@@ -295,7 +303,7 @@ pub fn input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 
 fn im2col_input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
-    let mut dx = vec![0.0f32; g.n * s];
+    let mut dx = zeros(g.n * s);
     let wt = Mat::transposed(weight, k);
     dx.par_chunks_mut(split.group * s).enumerate().for_each_init(Scratch::default, |scratch, (t, dxg)| {
         let (images, first) = (dxg.len() / s, t * split.group);
@@ -345,7 +353,7 @@ fn im2col_weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let mut parts = partials.into_iter();
     let mut dw = parts.next().unwrap_or_else(|| vec![0.0; g.o * k]);
     for part in parts {
-        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        dw.par_iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
     dw
 }

@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use crate::kernel::zeros;
 use crate::simd::widest;
 
 /// The shape of a normalised batch.
@@ -92,7 +93,7 @@ pub fn statistics(x: &[f32], l: &Layout) -> (Vec<f32>, Vec<f32>) {
 
 /// `ReLU(a x + b)` with `a`, `b` per (segment, channel).
 pub fn scale_shift_relu(x: &[f32], a: &[f32], b: &[f32], l: &Layout) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = zeros(x.len());
     y.par_chunks_mut(l.hw.max(1)).zip(x.par_chunks(l.hw.max(1))).with_min_len(l.min_planes()).enumerate().for_each(
         |(plane, (out, x))| {
             let sc = l.of_plane(plane);
@@ -163,7 +164,7 @@ pub fn backward(
             [gr as f32, (-gr * r[sc] * dgamma[sc] / count) as f32, (-gr * dbeta[sc] / count) as f32]
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = zeros(x.len());
     dx.par_chunks_mut(l.hw.max(1))
         .zip(x.par_chunks(l.hw.max(1)).zip(dy.par_chunks(l.hw.max(1))))
         .with_min_len(l.min_planes())
@@ -197,7 +198,7 @@ pub fn scale_shift_relu_backward(x: &[f32], dy: &[f32], a: &[f32], b: &[f32], l:
         })
         .map(|(s, t)| (s as f32, t as f32))
         .unzip();
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = zeros(x.len());
     dx.par_chunks_mut(l.hw.max(1))
         .zip(x.par_chunks(l.hw.max(1)).zip(dy.par_chunks(l.hw.max(1))))
         .with_min_len(l.min_planes())

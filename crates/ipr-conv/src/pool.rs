@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use crate::kernel::zeros;
 use crate::simd::widest;
 
 /// The shape of one pooling: planes (`N·C`), input and output sides, kernel and stride.
@@ -62,7 +63,7 @@ fn plane(x: &[f32], w: &Window, out: &mut [f32], mut arg: Option<&mut [u32]>) {
 
 /// The forward pass: `[planes, Ho, Wo]` maxima of `x` (`[planes, H, W]`).
 pub fn forward(x: &[f32], w: &Window) -> Vec<f32> {
-    let mut y = vec![0.0f32; w.planes * w.plane_out()];
+    let mut y = zeros(w.planes * w.plane_out());
     y.par_chunks_mut(w.plane_out().max(1))
         .enumerate()
         .for_each(|(i, out)| widest(#[inline(always)] || plane(&x[i * w.plane_in()..(i + 1) * w.plane_in()], w, out, None)));
@@ -71,7 +72,7 @@ pub fn forward(x: &[f32], w: &Window) -> Vec<f32> {
 
 /// The forward pass with, per output, the index of its maximum within its plane.
 pub fn forward_with_indices(x: &[f32], w: &Window) -> (Vec<f32>, Vec<u32>) {
-    let mut y = vec![0.0f32; w.planes * w.plane_out()];
+    let mut y = zeros(w.planes * w.plane_out());
     let mut arg = vec![0u32; y.len()];
     y.par_chunks_mut(w.plane_out().max(1)).zip(arg.par_chunks_mut(w.plane_out().max(1))).enumerate().for_each(
         |(i, (out, arg))| widest(#[inline(always)] || plane(&x[i * w.plane_in()..(i + 1) * w.plane_in()], w, out, Some(arg))),
@@ -81,7 +82,7 @@ pub fn forward_with_indices(x: &[f32], w: &Window) -> (Vec<f32>, Vec<u32>) {
 
 /// The backward pass: `dx` (`[planes, H, W]`) with each output's gradient added at its maximum.
 pub fn backward(dy: &[f32], arg: &[u32], w: &Window) -> Vec<f32> {
-    let mut dx = vec![0.0f32; w.planes * w.plane_in()];
+    let mut dx = zeros(w.planes * w.plane_in());
     dx.par_chunks_mut(w.plane_in().max(1)).enumerate().for_each(|(i, dx)| {
         let range = i * w.plane_out()..(i + 1) * w.plane_out();
         for (&g, &at) in dy[range.clone()].iter().zip(&arg[range]) {

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernel::{Geometry, Mat, gemm};
+use crate::kernel::{Geometry, Mat, gemm, zeros};
 use crate::simd::widest;
 
 /// Output pixels per image below which a row of tiles is too short for the transforms to pay.
@@ -40,19 +40,24 @@ pub fn pays(g: &Geometry) -> bool {
     fits(g) && pixels >= MIN_PIXELS && g.c.min(g.o) * pixels >= MIN_WORK
 }
 
-/// `U` (`[16][O, C]`) of `weight` (`[O, C, 3, 3]`): `G w Gᵀ` for every filter.
+/// `U` (`[16][O, C]`) of `weight` (`[O, C, 3, 3]`): `G w Gᵀ` for every filter, filters in
+/// parallel, then each of the 16 streams gathered in parallel.
 fn filters(weight: &[f32], o: usize, c: usize) -> Vec<f32> {
     // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] applied to a column (a, b, c).
     let g = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-    let mut u = vec![0.0f32; 16 * o * c];
-    for (oc, w) in weight.chunks_exact(9).enumerate() {
+    let mut tiles = zeros(16 * o * c);
+    tiles.par_chunks_mut(16).zip(weight.par_chunks(9)).for_each(|(tile, w)| {
         let columns = [0, 1, 2].map(|j| g(w[j], w[3 + j], w[6 + j]));
         for i in 0..4 {
-            for (j, v) in g(columns[0][i], columns[1][i], columns[2][i]).into_iter().enumerate() {
-                u[(i * 4 + j) * o * c + oc] = v;
-            }
+            tile[i * 4..][..4].copy_from_slice(&g(columns[0][i], columns[1][i], columns[2][i]));
         }
-    }
+    });
+    let mut u = zeros(16 * o * c);
+    u.par_chunks_mut((o * c).max(1)).enumerate().for_each(|(xi, stream)| {
+        for (v, tile) in stream.iter_mut().zip(tiles.chunks_exact(16)) {
+            *v = tile[xi];
+        }
+    });
     u
 }
 
@@ -174,7 +179,7 @@ fn convolve(x: &[f32], u: &[f32], [n, c, h, w]: [usize; 4], o: usize, pad: [usiz
     let group = MIN_TILES.div_ceil(per_image.max(1)).clamp(1, n.max(1));
     let wide = n.div_ceil(group) < rayon::current_num_threads();
     let (plane_in, plane_out) = (h * w, out[0] * out[1]);
-    let mut y = vec![0.0f32; n * o * plane_out];
+    let mut y = zeros(n * o * plane_out);
     if y.is_empty() {
         return y;
     }
@@ -314,11 +319,11 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let mut parts = partials.into_iter();
     let mut m = parts.next().unwrap_or_else(|| vec![0.0; 16 * o * c]);
     for part in parts {
-        m.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        m.par_iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
-    let mut dw = vec![0.0f32; o * c * 9];
-    for (oc, filter) in dw.chunks_exact_mut(9).enumerate() {
+    let mut dw = zeros(o * c * 9);
+    dw.par_chunks_mut(9).enumerate().for_each(|(oc, filter)| {
         filter.copy_from_slice(&filter_tile(&std::array::from_fn(|xi| m[xi * o * c + oc])));
-    }
+    });
     dw
 }
