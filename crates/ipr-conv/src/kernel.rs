@@ -227,7 +227,12 @@ struct Scratch {
 /// on the calling thread alone, it would keep the others waiting).
 pub(crate) fn zeros(len: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(len);
-    v.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    v.spare_capacity_mut()[..len].par_chunks_mut(1 << 14).for_each(|chunk| chunk.fill(std::mem::MaybeUninit::new(0.0)));
+    #[allow(unsafe_code)]
+    // SAFETY: the capacity is at least `len` and its first `len` elements were just written.
+    unsafe {
+        v.set_len(len);
+    }
     v
 }
 
