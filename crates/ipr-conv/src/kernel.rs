@@ -60,36 +60,64 @@ impl Geometry {
     }
 }
 
-/// Fills `P` columns of `cols` (`K` rows, `ld` apart) with the patches of one image `x`
-/// (`[C, H, W]`); outside the image is zero.
+impl Geometry {
+    /// The zero-padded plane the windows read: `[(Ho − 1)·sh + kh, (Wo − 1)·sw + kw]`.
+    fn padded(&self) -> [usize; 2] {
+        [(self.ho - 1) * self.stride[0] + self.kh, (self.wo - 1) * self.stride[1] + self.kw]
+    }
+}
+
+/// `dst.copy_from_slice(src)` without a library call for runs of up to 32 values (a window row of
+/// an 8, 16 or 32 px plane), where the call would cost more than the copy: two fixed-size blocks
+/// that overlap in the middle, each a few vector moves.
 #[inline(always)]
-fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize) {
-    let (p, [sh, sw], [ph, pw]) = (g.p(), g.stride, g.pad);
-    for c in 0..g.c {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
+    fn ends<const B: usize>(dst: &mut [f32], src: &[f32]) {
+        let n = dst.len();
+        let block = |s: &[f32]| -> [f32; B] { std::array::from_fn(|i| s[i]) };
+        let (head, tail) = (block(&src[..B]), block(&src[n - B..n]));
+        dst[..B].copy_from_slice(&head);
+        dst[n - B..].copy_from_slice(&tail);
+    }
+    match dst.len() {
+        16..=32 => ends::<16>(dst, src),
+        8..16 => ends::<8>(dst, src),
+        4..8 => ends::<4>(dst, src),
+        _ => dst.copy_from_slice(&src[..dst.len()]),
+    }
+}
+
+/// Copies `plane` (`[H, W]`) into the interior of `padded` (see [`Geometry::padded`]), whose
+/// border is zero and stays so.
+#[inline(always)]
+fn pad_plane(plane: &[f32], g: &Geometry, padded: &mut [f32]) {
+    let ([hp, wp], [ph, pw]) = (g.padded(), g.pad);
+    let (rows, cols) = (g.h.min(hp.saturating_sub(ph)), g.w.min(wp.saturating_sub(pw)));
+    for (y, row) in plane.chunks_exact(g.w).take(rows).enumerate() {
+        padded[(ph + y) * wp + pw..][..cols].copy_from_slice(&row[..cols]);
+    }
+}
+
+/// Fills `P` columns of `cols` (`K` rows, `ld` apart) with the patches of one image `x`
+/// (`[C, H, W]`); outside the image is zero. Each plane is copied into the interior of a padded
+/// plane (`padded`, zero on its border), from which every row of every window is one contiguous
+/// run at stride 1, without a test or a fill.
+#[inline(always)]
+fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize, padded: &mut [f32]) {
+    let (p, [sh, sw], [_, wp]) = (g.p(), g.stride, g.padded());
+    for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
+        pad_plane(plane, g, padded);
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = &mut cols[((c * g.kh + ki) * g.kw + kj) * ld..][..p];
-                for oy in 0..g.ho {
-                    let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
-                    let iy = (oy * sh + ki) as isize - ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                for (oy, out) in row.chunks_exact_mut(g.wo).enumerate() {
+                    let src = &padded[(oy * sh + ki) * wp + kj..];
                     if sw == 1 {
-                        // Output columns whose input column `ox + kj - pw` is inside the row.
-                        let first = pw.saturating_sub(kj).min(g.wo);
-                        let last = (g.w + pw).saturating_sub(kj).min(g.wo).max(first);
-                        out[..first].fill(0.0);
-                        out[last..].fill(0.0);
-                        let from = first + kj - pw;
-                        out[first..last].copy_from_slice(&src[from..from + (last - first)]);
+                        copy_run(out, src);
                     } else {
-                        for (ox, v) in out.iter_mut().enumerate() {
-                            let ix = (ox * sw + kj) as isize - pw as isize;
-                            *v = if ix < 0 || ix >= g.w as isize { 0.0 } else { src[ix as usize] };
+                        for (o, v) in out.iter_mut().zip(src.iter().step_by(sw)) {
+                            *o = *v;
                         }
                     }
                 }
@@ -99,39 +127,35 @@ fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize) {
 }
 
 /// Adds the patches in `P` columns of `cols` (`K` rows, `ld` apart) back into one image's
-/// gradient `dx` (`[C, H, W]`): the transpose of [`im2col`].
+/// gradient `dx` (`[C, H, W]`): the transpose of [`im2col`], through a padded plane (`padded`)
+/// whose interior is then copied out.
 #[inline(always)]
-fn col2im(cols: &[f32], g: &Geometry, dx: &mut [f32], ld: usize) {
-    let (p, [sh, sw], [ph, pw]) = (g.p(), g.stride, g.pad);
-    for c in 0..g.c {
-        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+fn col2im(cols: &[f32], g: &Geometry, dx: &mut [f32], ld: usize, padded: &mut [f32]) {
+    let (p, [sh, sw], [hp, wp], [ph, pw]) = (g.p(), g.stride, g.padded(), g.pad);
+    let (rows, width) = (g.h.min(hp.saturating_sub(ph)), g.w.min(wp.saturating_sub(pw)));
+    for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
+        padded.fill(0.0);
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = &cols[((c * g.kh + ki) * g.kw + kj) * ld..][..p];
-                for oy in 0..g.ho {
-                    let iy = (oy * sh + ki) as isize - ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    let src = &row[oy * g.wo..(oy + 1) * g.wo];
-                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                for (oy, src) in row.chunks_exact(g.wo).enumerate() {
+                    let dst = &mut padded[(oy * sh + ki) * wp + kj..];
                     if sw == 1 {
-                        let first = pw.saturating_sub(kj).min(g.wo);
-                        let last = (g.w + pw).saturating_sub(kj).min(g.wo).max(first);
-                        let from = first + kj - pw;
-                        for (d, s) in dst[from..from + (last - first)].iter_mut().zip(&src[first..last]) {
+                        for (d, s) in dst[..g.wo].iter_mut().zip(src) {
                             *d += s;
                         }
                     } else {
-                        for (ox, s) in src.iter().enumerate() {
-                            let ix = (ox * sw + kj) as isize - pw as isize;
-                            if ix >= 0 && (ix as usize) < g.w {
-                                dst[ix as usize] += s;
-                            }
+                        for (d, s) in dst.iter_mut().step_by(sw).zip(src) {
+                            *d += s;
                         }
                     }
                 }
             }
+        }
+        // Rows and columns of the plane beyond every window (a stride that skips them) get no
+        // gradient: they stay zero.
+        for (y, out) in plane.chunks_exact_mut(g.w).take(rows).enumerate() {
+            out[..width].copy_from_slice(&padded[(ph + y) * wp + pw..][..width]);
         }
     }
 }
@@ -216,11 +240,53 @@ impl Split {
     }
 }
 
+thread_local! {
+    /// This thread's spare scratch buffers (see [`Spare`]).
+    static SPARES: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer taken from this thread's spares and given back when dropped, so that im2col
+/// and Winograd allocate (and zero) their scratch space once per thread, not on every call.
+pub(crate) struct Spare(Vec<f32>);
+
+impl Spare {
+    pub(crate) fn take() -> Self {
+        Self(SPARES.with(|spares| spares.borrow_mut().pop()).unwrap_or_default())
+    }
+}
+
+impl std::ops::Deref for Spare {
+    type Target = Vec<f32>;
+
+    fn deref(&self) -> &Vec<f32> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spare {
+    fn deref_mut(&mut self) -> &mut Vec<f32> {
+        &mut self.0
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0);
+        // A thread being torn down has no spares left to keep it in.
+        let _ = SPARES.try_with(|spares| spares.borrow_mut().push(buffer));
+    }
+}
+
 /// Per-task buffers, grown on demand and reused across the groups a task runs.
-#[derive(Default)]
 struct Scratch {
-    cols: Vec<f32>,
-    wide: Vec<f32>,
+    cols: Spare,
+    wide: Spare,
+}
+
+impl Scratch {
+    fn take() -> Self {
+        Self { cols: Spare::take(), wide: Spare::take() }
+    }
 }
 
 /// `len` zeros, written by every thread of the pool (a fresh buffer for a pass's output: filled
@@ -236,7 +302,7 @@ pub(crate) fn zeros(len: usize) -> Vec<f32> {
     v
 }
 
-fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(crate) fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buffer.len() < len {
         buffer.resize(len, 0.0);
     }
@@ -245,11 +311,12 @@ fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// `cols` (`[K, images·P]`) of the images `x` (`images` of `[C, H, W]`).
 fn group_cols<'a>(x: &[f32], g: &Geometry, images: usize, cols: &'a mut Vec<f32>) -> &'a [f32] {
-    let (s, width) = (g.c * g.h * g.w, images * g.p());
+    let (s, width, [hp, wp]) = (g.c * g.h * g.w, images * g.p(), g.padded());
     let cols = grow(cols, g.k() * width);
+    let mut padded = vec![0.0f32; hp * wp];
     widest(#[inline(always)] || {
         for i in 0..images {
-            im2col(&x[i * s..(i + 1) * s], g, &mut cols[i * g.p()..], width);
+            im2col(&x[i * s..(i + 1) * s], g, &mut cols[i * g.p()..], width, &mut padded);
         }
     });
     cols
@@ -279,7 +346,7 @@ fn im2col_forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
     let mut y = zeros(g.n * g.o * p);
     let w = Mat::rows(weight, k);
-    y.par_chunks_mut(split.group * g.o * p).enumerate().for_each_init(Scratch::default, |scratch, (t, out)| {
+    y.par_chunks_mut(split.group * g.o * p).enumerate().for_each_init(Scratch::take, |scratch, (t, out)| {
         let (images, first) = (out.len() / (g.o * p), t * split.group);
         let x = &x[first * s..(first + images) * s];
         if images == 1 && g.pointwise() {
@@ -310,7 +377,7 @@ fn im2col_input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
     let mut dx = zeros(g.n * s);
     let wt = Mat::transposed(weight, k);
-    dx.par_chunks_mut(split.group * s).enumerate().for_each_init(Scratch::default, |scratch, (t, dxg)| {
+    dx.par_chunks_mut(split.group * s).enumerate().for_each_init(Scratch::take, |scratch, (t, dxg)| {
         let (images, first) = (dxg.len() / s, t * split.group);
         let width = images * p;
         let dy = gather(&dy[first * g.o * p..(first + images) * g.o * p], g, images, &mut scratch.wide);
@@ -319,9 +386,11 @@ fn im2col_input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
         }
         let cols = grow(&mut scratch.cols, k * width);
         gemm([k, width, g.o], cols, wt, Mat::rows(dy, width), false, split.wide);
+        let [hp, wp] = g.padded();
+        let mut padded = vec![0.0f32; hp * wp];
         widest(#[inline(always)] || {
             for i in 0..images {
-                col2im(&cols[i * p..], g, &mut dxg[i * s..(i + 1) * s], width);
+                col2im(&cols[i * p..], g, &mut dxg[i * s..(i + 1) * s], width, &mut padded);
             }
         });
     });
@@ -341,7 +410,7 @@ fn im2col_weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let per_task = split.groups.div_ceil(tasks).max(1);
     let partial = |task: usize| {
         let mut dw = vec![0.0f32; g.o * k];
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::take();
         let groups = task * per_task..((task + 1) * per_task).min(split.groups);
         for (i, group) in groups.enumerate() {
             let first = group * split.group;

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernel::{Geometry, Mat, gemm, zeros};
+use crate::kernel::{Geometry, Mat, Spare, gemm, grow, zeros};
 use crate::simd::widest;
 
 /// Output pixels per image below which a row of tiles is too short for the transforms to pay.
@@ -184,13 +184,12 @@ fn convolve(x: &[f32], u: &[f32], [n, c, h, w]: [usize; 4], o: usize, pad: [usiz
         return y;
     }
     y.par_chunks_mut(group * o * plane_out).enumerate().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(v, m): &mut (Vec<f32>, Vec<f32>), (t, y)| {
+        || (Spare::take(), Spare::take()),
+        |(v, m): &mut (Spare, Spare), (t, y)| {
             let images = y.len() / (o * plane_out);
             let x = &x[t * group * c * plane_in..][..images * c * plane_in];
             let cols = images * per_image;
-            v.resize(16 * c * cols, 0.0);
-            m.resize(16 * o * cols, 0.0);
+            let (v, m) = (grow(v, 16 * c * cols), grow(m, 16 * o * cols));
             widest(#[inline(always)] || transform_input(x, [c, h, w], pad, tiles, v));
             for xi in 0..16 {
                 let (lhs, rhs) = (Mat::rows(&u[xi * o * c..][..o * c], c), Mat::rows(&v[xi * c * cols..][..c * cols], cols));
@@ -296,16 +295,15 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (plane_in, plane_out) = (g.h * g.w, g.p());
     let partial = |task: usize| {
         let mut m = vec![0.0f32; 16 * o * c];
-        let (mut v, mut d) = (Vec::new(), Vec::new());
+        let (mut v, mut d) = (Spare::take(), Spare::take());
         let firsts = (task * per_task..((task + 1) * per_task).min(groups)).map(|group_index| group_index * group);
         for (i, first) in firsts.enumerate() {
             let images = group.min(n - first);
             let cols = images * per_image;
-            v.resize(16 * c * cols, 0.0);
-            d.resize(16 * o * cols, 0.0);
+            let (v, d) = (grow(&mut v, 16 * c * cols), grow(&mut d, 16 * o * cols));
             widest(#[inline(always)] || {
-                transform_input(&x[first * c * plane_in..][..images * c * plane_in], [c, g.h, g.w], g.pad, tiles, &mut v);
-                transform_gradient(&dy[first * o * plane_out..][..images * o * plane_out], o, [g.ho, g.wo], tiles, &mut d);
+                transform_input(&x[first * c * plane_in..][..images * c * plane_in], [c, g.h, g.w], g.pad, tiles, v);
+                transform_gradient(&dy[first * o * plane_out..][..images * o * plane_out], o, [g.ho, g.wo], tiles, d);
             });
             for xi in 0..16 {
                 let lhs = Mat::rows(&d[xi * o * cols..][..o * cols], cols);
