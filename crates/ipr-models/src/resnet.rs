@@ -8,7 +8,6 @@
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use ipr_passport::{ConvBlock, ConvBlockConfig, Route};
 
@@ -16,7 +15,8 @@ use crate::blocks::{block_specs, blocks_per_stage};
 use crate::net::{Router, check_layout};
 use crate::{Arch, Layout, ModelError, Net, NetConfig, NetOutput};
 
-/// A residual block: `ReLU(convbn_2(convbnrelu_1(x)) + shortcut(x))`.
+/// A residual block: `ReLU(convbn_2(convbnrelu_1(x)) + shortcut(x))`, computed without the outer
+/// ReLU, which never changes a value or a gradient here (see the forward pass).
 #[derive(Module, Debug)]
 pub struct BasicBlock {
     /// First 3×3 conv block (carries the stride).
@@ -142,7 +142,10 @@ impl Net for ResNet {
                     Some(sc) => run(format!("{prefix}.shortcut"), sc, x, r),
                     None => x,
                 };
-                x = relu(out.add(short));
+                // The reference's ReLU(out + short) is the identity here: every conv block ends
+                // in its own ReLU and `x` is a block's output, so both terms are ≥ 0 (and where
+                // the sum is 0, so is each term, and their own ReLUs stop the gradient).
+                x = out.add(short);
             }
         }
         let [n, c, _, _] = x.dims();
