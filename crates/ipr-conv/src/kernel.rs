@@ -538,5 +538,9 @@ mod tests {
             assert!(!winograd::pays(&geometry(64, c, [hw, hw], o, 3, 1, 1)), "{c}→{o} at {hw} px");
         }
         assert!(!winograd::pays(&geometry(64, 256, [16, 16], 256, 3, 2, 1)), "stride 2");
+        // A passport's single image, and too few images of 8×8.
+        for n in [1, 32] {
+            assert!(!winograd::pays(&geometry(n, 192, [8, 8], 384, 3, 1, 1)), "{n} images");
+        }
     }
 }

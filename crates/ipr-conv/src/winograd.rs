@@ -25,6 +25,10 @@ const MIN_WORK: usize = 12288;
 /// The fewest tiles worth a GEMM: below that, images are grouped side by side.
 const MIN_TILES: usize = 256;
 
+/// The fewest tiles in a whole batch for the transforms of the filters to pay: a passport's
+/// single image, or 32 images of 8×8, run faster through im2col.
+const MIN_BATCH_TILES: usize = 1024;
+
 /// Whether F(2×2, 3×3) computes this convolution: a 3×3 kernel at stride 1, padding at most 2.
 pub fn fits(g: &Geometry) -> bool {
     g.kh == 3 && g.kw == 3 && g.stride == [1, 1] && g.pad.iter().all(|&p| p <= 2)
@@ -33,11 +37,14 @@ pub fn fits(g: &Geometry) -> bool {
 /// Whether it is also faster than im2col, as measured on the models' layers (batch 64, forward
 /// and both gradients, 2 cores with AVX-512): 15–55% faster for ResNet-18's 3×3 layers at 32, 16
 /// and 8 px and AlexNet's full-width 8×8 layers (192, 256 and 384 input channels); twice as slow
-/// for ResNet-18's 4×4 layer4 and a single image; as fast for the half-width AlexNet's 8×8 layers
-/// of 96 to 192 channels.
+/// for ResNet-18's 4×4 layer4; as fast for the half-width AlexNet's 8×8 layers of 96 to 192
+/// channels. Small batches lose, the filters' transforms and 16 small GEMMs costing more than they
+/// save: 192 → 384 at 8×8 takes 14 ms against 2 for one image (a passport), 42 against 33 for 32
+/// images, 56 against 68–83 for 64; 128 channels at 16×16, 8–11 ms against 4 for 4 images.
 pub fn pays(g: &Geometry) -> bool {
     let pixels = g.ho * g.wo;
-    fits(g) && pixels >= MIN_PIXELS && g.c.min(g.o) * pixels >= MIN_WORK
+    let tiles = g.ho.div_ceil(2) * g.wo.div_ceil(2);
+    fits(g) && pixels >= MIN_PIXELS && g.c.min(g.o) * pixels >= MIN_WORK && g.n * tiles >= MIN_BATCH_TILES
 }
 
 /// `U` (`[16][O, C]`) of `weight` (`[O, C, 3, 3]`): `G w Gᵀ` for every filter, filters in

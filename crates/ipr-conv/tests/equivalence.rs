@@ -21,8 +21,9 @@ const fn case(n: usize, c: usize, hw: [usize; 2], o: usize, k: usize, stride: us
 
 /// The models' layers (AlexNet 5×5 and 3×3, ResNet-18 3×3 stride 1 and 2, 1×1 shortcuts) at a
 /// reduced width, and odd shapes: batch 1, channel counts not a multiple of 16, non-square
-/// images, padding larger than the stride; 3×3 stride-1 layers with enough channels and pixels
-/// run Winograd's F(2×2, 3×3), here with odd output sides and paddings 0 to 2 too.
+/// images, padding larger than the stride; 3×3 stride-1 layers with enough channels, pixels and
+/// images (at least 1 024 tiles of 2×2 outputs in the batch) run Winograd's F(2×2, 3×3), here
+/// with odd output sides and paddings 0 to 2 too (the last three cases).
 const CASES: [Case; 13] = [
     case(4, 3, [32, 32], 32, 5, 1, 2),
     case(2, 48, [8, 8], 96, 3, 1, 1),
@@ -34,9 +35,9 @@ const CASES: [Case; 13] = [
     case(1, 3, [11, 6], 5, 5, 2, 2),
     case(3, 7, [5, 5], 3, 3, 1, 0),
     case(2, 2, [6, 6], 17, 3, 3, 2),
-    case(2, 64, [16, 16], 64, 3, 1, 1),
-    case(1, 192, [11, 9], 194, 3, 1, 1),
-    case(1, 176, [7, 9], 176, 3, 1, 2),
+    case(16, 64, [16, 16], 64, 3, 1, 1),
+    case(35, 192, [11, 9], 194, 3, 1, 1),
+    case(35, 176, [7, 9], 176, 3, 1, 2),
 ];
 
 fn options(c: &Case) -> ConvOptions<2> {
