@@ -109,6 +109,18 @@ pub fn scale_shift_relu(x: &[f32], a: &[f32], b: &[f32], l: &Layout) -> Vec<f32>
     y
 }
 
+/// A gradient of `x`'s shape, each plane written by `f(sc, out, x, dy)` from the same plane of `x`
+/// and `dy` (`sc`: its segment and channel), planes in parallel.
+fn map_planes(x: &[f32], dy: &[f32], l: &Layout, f: impl Fn(usize, &mut [f32], &[f32], &[f32]) + Sync) -> Vec<f32> {
+    let mut dx = zeros(x.len());
+    dx.par_chunks_mut(l.hw.max(1))
+        .zip(x.par_chunks(l.hw.max(1)).zip(dy.par_chunks(l.hw.max(1))))
+        .with_min_len(l.min_planes())
+        .enumerate()
+        .for_each(|(plane, (out, (x, dy)))| f(l.of_plane(plane), out, x, dy));
+    dx
+}
+
 /// The per-(segment, channel) `a = γ r` and `b = β − μ a` of a batch norm with these statistics.
 pub fn fold(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64) -> (Vec<f32>, Vec<f32>) {
     gamma
@@ -164,21 +176,15 @@ pub fn backward(
             [gr as f32, (-gr * r[sc] * dgamma[sc] / count) as f32, (-gr * dbeta[sc] / count) as f32]
         })
         .collect();
-    let mut dx = zeros(x.len());
-    dx.par_chunks_mut(l.hw.max(1))
-        .zip(x.par_chunks(l.hw.max(1)).zip(dy.par_chunks(l.hw.max(1))))
-        .with_min_len(l.min_planes())
-        .enumerate()
-        .for_each(|(plane, (out, (x, dy)))| {
-            let sc = l.of_plane(plane);
-            let ([k1, k2, k3], a, b, m) = (k[sc], a[sc], b[sc], mean[sc]);
-            widest(#[inline(always)] || {
-                for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
-                    let d = if passes(a * v + b) { g } else { 0.0 };
-                    *o = k1 * d + k2 * (v - m) + k3;
-                }
-            });
+    let dx = map_planes(x, dy, l, |sc, out, x, dy| {
+        let ([k1, k2, k3], a, b, m) = (k[sc], a[sc], b[sc], mean[sc]);
+        widest(#[inline(always)] || {
+            for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+                let d = if passes(a * v + b) { g } else { 0.0 };
+                *o = k1 * d + k2 * (v - m) + k3;
+            }
         });
+    });
     let narrow = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
     (dx, narrow(dgamma), narrow(dbeta))
 }
@@ -198,20 +204,14 @@ pub fn scale_shift_relu_backward(x: &[f32], dy: &[f32], a: &[f32], b: &[f32], l:
         })
         .map(|(s, t)| (s as f32, t as f32))
         .unzip();
-    let mut dx = zeros(x.len());
-    dx.par_chunks_mut(l.hw.max(1))
-        .zip(x.par_chunks(l.hw.max(1)).zip(dy.par_chunks(l.hw.max(1))))
-        .with_min_len(l.min_planes())
-        .enumerate()
-        .for_each(|(plane, (out, (x, dy)))| {
-            let sc = l.of_plane(plane);
-            let (a, b) = (a[sc], b[sc]);
-            widest(#[inline(always)] || {
-                for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
-                    *o = if passes(a * v + b) { a * g } else { 0.0 };
-                }
-            });
+    let dx = map_planes(x, dy, l, |sc, out, x, dy| {
+        let (a, b) = (a[sc], b[sc]);
+        widest(#[inline(always)] || {
+            for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+                *o = if passes(a * v + b) { a * g } else { 0.0 };
+            }
         });
+    });
     (dx, da, db)
 }
 
