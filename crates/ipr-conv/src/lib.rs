@@ -8,6 +8,8 @@
 //! the kernel does not apply: other backends (CUDA, Vulkan), other float types, groups or
 //! dilation other than 1, or an autodiff device when the `autodiff` feature is off. The feature
 //! adds the backward pass; the verifier's crates leave it off and stay free of autodiff.
+//! [`max_pool2d`], and [`batch_norm_relu`] / [`batch_norm_relu_eval`] (a conv block's batch norm
+//! and ReLU as one kernel, in training and in inference), fall back on burn's ops the same way.
 //!
 //! # Example
 //!
