@@ -51,6 +51,13 @@ fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     device == Device::flex() && x.dtype() == DType::F32 && (!device.is_autodiff() || cfg!(feature = "autodiff"))
 }
 
+/// Whether the norm kernels can run on `x` and its per-channel vectors: all on flex, on the same
+/// (autodiff or plain) device.
+fn norm_on_flex(x: &Tensor<4>, vectors: &[&Tensor<1>]) -> bool {
+    let autodiff = x.device().is_autodiff();
+    on_flex(x) && vectors.iter().all(|t| on_flex(*t) && t.device().is_autodiff() == autodiff)
+}
+
 /// Whether [`conv2d`] runs its own kernel for these tensors and options.
 pub fn supported(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
     on_flex(x)
@@ -123,8 +130,7 @@ pub fn batch_norm_relu(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, segments
     let [n, c, _, _] = x.dims();
     assert!(segments > 0 && n % segments == 0, "{segments} segments of a batch of {n}");
     assert!(gamma.dims() == [segments * c] && beta.dims() == [segments * c], "scale and shift of {segments}·{c}");
-    let autodiff = x.device().is_autodiff();
-    if on_flex(&x) && [&gamma, &beta].iter().all(|t| on_flex(*t) && t.device().is_autodiff() == autodiff) {
+    if norm_on_flex(&x, &[&gamma, &beta]) {
         let (y, mean, variance) =
             <Dispatch as CpuKernels>::fast_batch_norm_relu(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), segments, epsilon);
         return NormRelu { output: Tensor::from_dispatch(y), mean: Tensor::from_dispatch(mean), variance: Tensor::from_dispatch(variance) };
@@ -141,8 +147,7 @@ pub fn batch_norm_relu(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, segments
     NormRelu { output: relu(Tensor::cat(outputs, 0)), mean: Tensor::cat(means, 0), variance: Tensor::cat(variances, 0) }
 }
 
-/// Batch norm on given statistics (`mean`, biased-or-not `variance` as the caller keeps them, all
-/// `[C]`) with scale `gamma` and shift `beta`, then ReLU, of `x` `[N, C, H, W]`: how a trained
+/// Batch norm on given statistics (`mean`, and the `variance` it divides by, all `[C]`) with scale `gamma` and shift `beta`, then ReLU, of `x` `[N, C, H, W]`: how a trained
 /// block is evaluated. One fused kernel on flex (`f32`), burn's `batch_norm` and ReLU elsewhere.
 pub fn batch_norm_relu_eval(
     x: Tensor<4>,
@@ -152,9 +157,7 @@ pub fn batch_norm_relu_eval(
     variance: Tensor<1>,
     epsilon: f64,
 ) -> Tensor<4> {
-    let autodiff = x.device().is_autodiff();
-    let ours = on_flex(&x) && [&gamma, &beta, &mean, &variance].iter().all(|t| on_flex(*t) && t.device().is_autodiff() == autodiff);
-    if !ours {
+    if !norm_on_flex(&x, &[&gamma, &beta, &mean, &variance]) {
         return relu(burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon));
     }
     let scale = gamma.div(variance.add_scalar(epsilon).sqrt());

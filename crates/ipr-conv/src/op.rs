@@ -80,11 +80,6 @@ fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 
-/// `t`'s values as a vector.
-fn vector(t: &FlexTensor) -> Vec<f32> {
-    slice(&values(t)).to_vec()
-}
-
 impl CpuKernels for Flex {
     fn fast_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let (x, weight) = (values(&x), values(&weight));
@@ -117,7 +112,8 @@ impl CpuKernels for Flex {
     fn fast_scale_shift_relu(x: FlexTensor, a: FlexTensor, b: FlexTensor) -> FlexTensor {
         let x = values(&x);
         let shape = x.shape();
-        let y = norm::scale_shift_relu(slice(&x), &vector(&a), &vector(&b), &layout(&shape, 1));
+        let (a, b) = (values(&a), values(&b));
+        let y = norm::scale_shift_relu(slice(&x), slice(&a), slice(&b), &layout(&shape, 1));
         tensor(y, [shape[0], shape[1], shape[2], shape[3]])
     }
 }
@@ -175,29 +171,45 @@ mod backward {
         }
     }
 
-    /// The batch norm + ReLU node: its input checkpointed, the per-(segment, channel) scale,
-    /// shift, mean and variance of the forward pass, the layout and ε.
+    /// Registers each gradient whose parent is tracked (`Some` node id).
+    fn register<const N: usize>(grads: &mut Gradients, parents: [(Option<NodeId>, FlexTensor); N]) {
+        for (node, grad) in parents {
+            if let Some(id) = node {
+                grads.register::<Flex>(id, grad);
+            }
+        }
+    }
+
+    /// A per-channel vector as a 1-D tensor.
+    fn vector_tensor(v: Vec<f32>) -> FlexTensor {
+        let len = v.len();
+        tensor(v, [len])
+    }
+
+    /// The batch norm + ReLU node: its input checkpointed; the scale, shift, mean and variance of
+    /// the forward pass (`[segments · C]` each); the segments and ε.
     #[derive(Debug)]
     struct BatchNormReluBackward;
 
     impl Backward<Flex, 3> for BatchNormReluBackward {
-        type State = (NodeId, Arc<[Vec<f32>; 4]>, Layout, f64);
+        type State = (NodeId, [FlexTensor; 4], usize, f64);
 
         fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-            let [node_x, node_gamma, node_beta] = ops.parents;
+            let [node_x, node_gamma, node_beta] = ops.parents.map(|node| node.map(|n| n.id));
             let dy = values(&grads.consume::<Flex>(&ops.node));
-            let (x_id, p, l, epsilon) = ops.state;
+            let (x_id, [gamma, beta, mean, var], segments, epsilon) = ops.state;
             let x = values(&checkpointer.retrieve_node_output::<FlexTensor>(x_id));
             let shape = x.shape();
-            let (dx, dgamma, dbeta) = norm::backward(slice(&x), slice(&dy), [&p[0], &p[1]], [&p[2], &p[3]], &l, epsilon);
-            for (node, grad) in [(node_x, tensor(dx, [shape[0], shape[1], shape[2], shape[3]]))]
-                .into_iter()
-                .chain([(node_gamma, dgamma), (node_beta, dbeta)].map(|(n, g)| (n, tensor(g.clone(), [g.len()]))))
-            {
-                if let Some(node) = node {
-                    grads.register::<Flex>(node.id, grad);
-                }
-            }
+            let (dx, dgamma, dbeta) = norm::backward(
+                slice(&x),
+                slice(&dy),
+                [slice(&gamma), slice(&beta)],
+                [slice(&mean), slice(&var)],
+                &layout(&shape, segments),
+                epsilon,
+            );
+            let dx = tensor(dx, [shape[0], shape[1], shape[2], shape[3]]);
+            register(grads, [(node_x, dx), (node_gamma, vector_tensor(dgamma)), (node_beta, vector_tensor(dbeta))]);
         }
     }
 
@@ -206,24 +218,17 @@ mod backward {
     struct ScaleShiftReluBackward;
 
     impl Backward<Flex, 3> for ScaleShiftReluBackward {
-        type State = (NodeId, Arc<[Vec<f32>; 2]>);
+        type State = (NodeId, [FlexTensor; 2]);
 
         fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-            let [node_x, node_a, node_b] = ops.parents;
+            let [node_x, node_a, node_b] = ops.parents.map(|node| node.map(|n| n.id));
             let dy = values(&grads.consume::<Flex>(&ops.node));
-            let (x_id, ab) = ops.state;
+            let (x_id, [a, b]) = ops.state;
             let x = values(&checkpointer.retrieve_node_output::<FlexTensor>(x_id));
             let shape = x.shape();
-            let l = layout(&shape, 1);
-            let (dx, da, db) = norm::scale_shift_relu_backward(slice(&x), slice(&dy), &ab[0], &ab[1], &l);
-            for (node, grad) in [(node_x, tensor(dx, [shape[0], shape[1], shape[2], shape[3]]))]
-                .into_iter()
-                .chain([(node_a, da), (node_b, db)].map(|(n, g)| (n, tensor(g.clone(), [g.len()]))))
-            {
-                if let Some(node) = node {
-                    grads.register::<Flex>(node.id, grad);
-                }
-            }
+            let (dx, da, db) = norm::scale_shift_relu_backward(slice(&x), slice(&dy), slice(&a), slice(&b), &layout(&shape, 1));
+            let dx = tensor(dx, [shape[0], shape[1], shape[2], shape[3]]);
+            register(grads, [(node_x, dx), (node_a, vector_tensor(da)), (node_b, vector_tensor(db))]);
         }
     }
 
@@ -269,16 +274,10 @@ mod backward {
             match BatchNormReluBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
                 OpsKind::Tracked(mut prep) => {
                     let x_id = prep.checkpoint(&x);
-                    let (gamma, beta) = (vector(gamma.primitive()), vector(beta.primitive()));
-                    let x = values(&x.into_primitive());
-                    let shape = x.shape();
-                    let l = layout(&shape, segments);
-                    let (y, mean, var) = norm::forward(slice(&x), &gamma, &beta, &l, epsilon);
-                    let stats = [tensor(mean.clone(), [mean.len()]), tensor(var.clone(), [var.len()])];
-                    let y = tensor(y, [shape[0], shape[1], shape[2], shape[3]]);
-                    let y = prep.finish((x_id, Arc::new([gamma, beta, mean, var]), l, epsilon), y);
-                    let [mean, var] = stats.map(untracked);
-                    (y, mean, var)
+                    let (gamma, beta) = (values(gamma.primitive()), values(beta.primitive()));
+                    let (y, mean, var) = <Flex as CpuKernels>::fast_batch_norm_relu(x.into_primitive(), gamma.clone(), beta.clone(), segments, epsilon);
+                    let y = prep.finish((x_id, [gamma, beta, mean.clone(), var.clone()], segments, epsilon), y);
+                    (y, untracked(mean), untracked(var))
                 }
                 OpsKind::UnTracked(prep) => {
                     let (y, mean, var) = <Flex as CpuKernels>::fast_batch_norm_relu(
@@ -297,11 +296,9 @@ mod backward {
             match ScaleShiftReluBackward.prepare::<C>([x.node(), a.node(), b.node()]).compute_bound().stateful() {
                 OpsKind::Tracked(mut prep) => {
                     let x_id = prep.checkpoint(&x);
-                    let (a, b) = (vector(a.primitive()), vector(b.primitive()));
-                    let x = values(&x.into_primitive());
-                    let shape = x.shape();
-                    let y = norm::scale_shift_relu(slice(&x), &a, &b, &layout(&shape, 1));
-                    prep.finish((x_id, Arc::new([a, b])), tensor(y, [shape[0], shape[1], shape[2], shape[3]]))
+                    let (a, b) = (values(a.primitive()), values(b.primitive()));
+                    let y = <Flex as CpuKernels>::fast_scale_shift_relu(x.into_primitive(), a.clone(), b.clone());
+                    prep.finish((x_id, [a, b]), y)
                 }
                 OpsKind::UnTracked(prep) => prep.finish(<Flex as CpuKernels>::fast_scale_shift_relu(
                     x.into_primitive(),
