@@ -9,8 +9,8 @@
 //! - weight gradient: `dW[O, K] = Σ_images dY[O, P] · colsᵀ[P, K]`.
 //!
 //! A 1×1 convolution with stride 1 and no padding needs no im2col: `cols` is the image itself.
-//! A 3×3 convolution at stride 1 with enough channels runs its forward pass
-//! and both gradients through [`winograd`] instead: 4/9 of the multiply-adds.
+//! A 3×3 or 5×5 convolution at stride 1 with enough channels and images runs its forward pass
+//! and both gradients through [`winograd`] instead: 1/4 (3×3) or 9/25 (5×5) of the multiply-adds.
 
 use rayon::prelude::*;
 
@@ -71,7 +71,7 @@ impl Geometry {
 /// an 8, 16 or 32 px plane), where the call would cost more than the copy: two fixed-size blocks
 /// that overlap in the middle, each a few vector moves.
 #[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
     #[inline(always)]
     fn ends<const B: usize>(dst: &mut [f32], src: &[f32]) {
         let n = dst.len();
@@ -482,18 +482,23 @@ mod tests {
         let cases = [
             geometry(3, 5, [7, 6], 4, 3, 1, 1),
             geometry(2, 3, [9, 9], 6, 5, 2, 2),
+            geometry(2, 3, [9, 7], 4, 5, 1, 2),
+            geometry(3, 2, [7, 6], 3, 5, 1, 0),
+            geometry(1, 2, [5, 8], 3, 5, 1, 4),
             geometry(1, 4, [5, 5], 3, 1, 1, 0),
             geometry(2, 2, [6, 7], 3, 3, 2, 0),
             geometry(5, 6, [10, 10], 4, 1, 1, 0),
             geometry(2, 3, [7, 9], 5, 3, 1, 1),
             geometry(3, 4, [5, 5], 6, 3, 1, 0),
             geometry(1, 3, [6, 5], 2, 3, 1, 2),
-            // 144 tiles an image: Winograd groups two images, so five make groups of 2, 2 and 1
-            // (the weight gradient sums two groups in one task); im2col runs one image a group.
-            geometry(5, 3, [24, 24], 4, 3, 1, 1),
+            // 100 blocks an image: Winograd groups three images, so eight make groups of 3, 3 and 2
+            // (on two threads the weight gradient sums two groups in one task); im2col runs one
+            // image a group.
+            geometry(8, 3, [40, 40], 4, 3, 1, 1),
         ];
-        // Both paths where Winograd fits (3×3, stride 1, odd sides, paddings 0 to 2), im2col elsewhere.
-        assert_eq!(cases.iter().filter(|g| winograd::fits(g)).count(), 5);
+        // Both paths where Winograd fits (3×3 and 5×5 at stride 1, odd sides, every padding it
+        // takes), im2col elsewhere.
+        assert_eq!(cases.iter().filter(|g| winograd::fits(g)).count(), 8);
         for g in cases {
             for [forward, input_grad, weight_grad] in std::iter::once(im2col).chain(winograd::fits(&g).then_some(wino)) {
                 let (x, w) = (values(g.n * g.c * g.h * g.w, 1), values(g.o * g.k(), 2));
@@ -529,18 +534,19 @@ mod tests {
 
     #[test]
     fn winograd_runs_where_it_was_measured_to_pay() {
-        // AlexNet's full-width 3×3 layers and ResNet-18's at 32, 16 and 8 px; not ResNet's 4×4
-        // layer4 nor the half-width AlexNet's 8×8 layers, where im2col was as fast or faster.
-        for (c, hw, o) in [(192, 8, 384), (384, 8, 256), (256, 8, 256), (64, 32, 64), (128, 16, 128)] {
-            assert!(winograd::pays(&geometry(64, c, [hw, hw], o, 3, 1, 1)), "{c}→{o} at {hw} px");
+        // AlexNet's 3×3 layers at full and half width and its 5×5 64 → 192, ResNet-18's 3×3
+        // layers at 32, 16 and 8 px; not ResNet's 4×4 layer4, nor layers of few channels.
+        for (c, hw, o, k) in [(192, 8, 384, 3), (384, 8, 256, 3), (256, 8, 256, 3), (96, 8, 192, 3), (128, 8, 128, 3), (64, 32, 64, 3), (128, 16, 128, 3), (64, 16, 192, 5)] {
+            assert!(winograd::pays(&geometry(64, c, [hw, hw], o, k, 1, k / 2)), "{c}→{o} at {hw} px");
         }
-        for (c, hw, o) in [(512, 4, 512), (96, 8, 192), (192, 8, 128), (128, 8, 128)] {
-            assert!(!winograd::pays(&geometry(64, c, [hw, hw], o, 3, 1, 1)), "{c}→{o} at {hw} px");
+        for (c, hw, o, k) in [(512, 4, 512, 3), (3, 32, 64, 5), (32, 16, 96, 5)] {
+            assert!(!winograd::pays(&geometry(64, c, [hw, hw], o, k, 1, k / 2)), "{c}→{o} at {hw} px");
         }
         assert!(!winograd::pays(&geometry(64, 256, [16, 16], 256, 3, 2, 1)), "stride 2");
         // A passport's single image, and too few images of 8×8.
-        for n in [1, 32] {
+        for n in [1, 16] {
             assert!(!winograd::pays(&geometry(n, 192, [8, 8], 384, 3, 1, 1)), "{n} images");
         }
+        assert!(winograd::pays(&geometry(32, 192, [8, 8], 384, 3, 1, 1)), "32 images");
     }
 }

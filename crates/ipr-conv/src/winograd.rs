@@ -1,189 +1,390 @@
-//! Winograd's minimal filtering F(2×2, 3×3) for 3×3 convolutions at stride 1: each 2×2 block of
-//! outputs comes from a 4×4 block of input through 16 products instead of 36, so the GEMMs do
-//! 4/9 of im2col's multiply-adds. With `ξ` the 16 positions of a transformed tile and `T` the
-//! tiles of a group of images:
+//! Winograd's minimal filtering on 6×6 tiles, at stride 1: F(4×4, 3×3) for 3×3 kernels and
+//! F(2×2, 5×5) for 5×5 ones. Each m×m block of outputs (m = 7 − r) comes from a 6×6 block of
+//! input through 36 products, against 16·9 = 144 (3×3) or 4·25 = 100 (5×5) for im2col. Both
+//! interpolate at 0, ±1, ±2 and ∞, so they share the input transform `Bᵀ`; `G` and `Aᵀ` depend on
+//! r and m. With `ξ` the 36 positions of a transformed tile and `T` the tiles of a group of images:
 //! - filters: `U[ξ][O, C] = (G w Gᵀ)[ξ]`, once per call;
-//! - input: `V[ξ][C, T] = (Bᵀ d B)[ξ]` for each 4×4 tile `d` (zero outside the image);
-//! - 16 GEMMs `M[ξ][O, T] = U[ξ] · V[ξ]`;
-//! - output: each tile's 2×2 block is `Aᵀ m A`.
+//! - input: `V[ξ][C, T] = (Bᵀ d B)[ξ]` for each 6×6 tile `d` (zero outside the image);
+//! - 36 GEMMs `M[ξ][O, T] = U[ξ] · V[ξ]`;
+//! - output: each tile's m×m block is `Aᵀ m A`.
 //!
-//! The input gradient of a 3×3 stride-1 convolution is again one: `dY` correlated with the
-//! filters turned by 180° and with input and output channels swapped, padded by `2 − pad`. The
-//! weight gradient is the same bilinear form read the other way: `Gᵀ (Σ (A δ Aᵀ) ⊙ V) G`.
+//! The transforms work on 16 tiles at a time, one per vector lane, so that they vectorise
+//! whatever the width of the image (a row of an 8×8 plane holds only two 4×4 blocks).
+//!
+//! The input gradient of a stride-1 convolution is again one: `dY` correlated with the filters
+//! turned by 180° and with input and output channels swapped, padded by `r − 1 − pad`. The weight
+//! gradient is the same bilinear form read the other way: `Gᵀ (Σ (A δ Aᵀ) ⊙ V) G`.
 
 use rayon::prelude::*;
 
-use crate::kernel::{Geometry, Mat, Spare, gemm, grow, zeros};
+use crate::kernel::{Geometry, Mat, Spare, copy_run, gemm, grow, zeros};
 use crate::simd::widest;
 
-/// Output pixels per image below which a row of tiles is too short for the transforms to pay.
-const MIN_PIXELS: usize = 64;
+/// The side of a transformed tile.
+const ALPHA: usize = 6;
 
-/// `min(C, O)·Ho·Wo` below which the transforms cost more than the products they save.
-const MIN_WORK: usize = 12288;
+/// Positions of a transformed tile.
+const XI: usize = ALPHA * ALPHA;
+
+/// Tiles transformed at once, one a vector lane.
+const LANES: usize = 16;
+
+type Lane = [f32; LANES];
 
 /// The fewest tiles worth a GEMM: below that, images are grouped side by side.
 const MIN_TILES: usize = 256;
 
-/// The fewest tiles in a whole batch for the transforms of the filters to pay: a passport's
-/// single image, or 32 images of 8×8, run faster through im2col.
-const MIN_BATCH_TILES: usize = 1024;
+/// The fewest input and output channels for the transforms to pay.
+const MIN_CHANNELS: usize = 64;
 
-/// Whether F(2×2, 3×3) computes this convolution: a 3×3 kernel at stride 1, padding at most 2.
+/// The fewest output blocks an image for the transforms to pay.
+const MIN_IMAGE_TILES: usize = 4;
+
+/// The fewest output blocks in a whole batch for the transforms of the filters to pay.
+const MIN_BATCH_TILES: usize = 128;
+
+/// Whether these transforms compute this convolution: a 3×3 or 5×5 kernel at stride 1, padded by
+/// less than its side.
 pub fn fits(g: &Geometry) -> bool {
-    g.kh == 3 && g.kw == 3 && g.stride == [1, 1] && g.pad.iter().all(|&p| p <= 2)
+    g.kh == g.kw && (g.kh == 3 || g.kh == 5) && g.stride == [1, 1] && g.pad.iter().all(|&p| p < g.kh)
 }
 
-/// Whether it is also faster than im2col, as measured on the models' layers (batch 64, forward
-/// and both gradients, 2 cores with AVX-512): 15–55% faster for ResNet-18's 3×3 layers at 32, 16
-/// and 8 px and AlexNet's full-width 8×8 layers (192, 256 and 384 input channels); twice as slow
-/// for ResNet-18's 4×4 layer4; as fast for the half-width AlexNet's 8×8 layers of 96 to 192
-/// channels. Small batches lose, the filters' transforms and 16 small GEMMs costing more than they
-/// save: 192 → 384 at 8×8 takes 14 ms against 2 for one image (a passport), 42 against 33 for 32
-/// images, 56 against 68–83 for 64; 128 channels at 16×16, 8–11 ms against 4 for 4 images.
+/// Whether it is also faster than im2col, as measured on the models' layers (forward and both
+/// gradients, 2 cores with AVX-512, batch 64 unless said): AlexNet's 5×5 64 → 192 at 16 px 105 ms
+/// against 150; its full-width 8×8 layers 29–45 ms against 67–97, the half-width ones 10–14
+/// against 22–31; ResNet-18's 3×3 layers at 32, 16 and 8 px 51, 34 and 29 ms against 79, 55 and
+/// 65. Not where there are few channels (3 → 64 at 32 px: 61 against 12; the half-width 32 → 96
+/// at 16 px: 44 against 35), a single block an image (512 channels at 4×4: 68 against 69, and
+/// slower before the weight gradient), or few blocks in the batch: 192 → 384 at 8×8 for 8 images
+/// 12 ms against 9, for 16 images 14 against 20; one 16×16 image of 64 → 192 by 5×5, 9 against 4,
+/// four of them 8 against 10.
 pub fn pays(g: &Geometry) -> bool {
-    let pixels = g.ho * g.wo;
-    let tiles = g.ho.div_ceil(2) * g.wo.div_ceil(2);
-    fits(g) && pixels >= MIN_PIXELS && g.c.min(g.o) * pixels >= MIN_WORK && g.n * tiles >= MIN_BATCH_TILES
+    let m = ALPHA + 1 - g.kh;
+    let tiles = g.ho.div_ceil(m) * g.wo.div_ceil(m);
+    fits(g) && g.c.min(g.o) >= MIN_CHANNELS && tiles >= MIN_IMAGE_TILES && g.n * tiles >= MIN_BATCH_TILES
 }
 
-/// `U` (`[16][O, C]`) of `weight` (`[O, C, 3, 3]`): `G w Gᵀ` for every filter, filters in
-/// parallel, then each of the 16 streams gathered in parallel.
-fn filters(weight: &[f32], o: usize, c: usize) -> Vec<f32> {
-    // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] applied to a column (a, b, c).
-    let g = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-    let mut tiles = zeros(16 * o * c);
-    tiles.par_chunks_mut(16).zip(weight.par_chunks(9)).for_each(|(tile, w)| {
-        let columns = [0, 1, 2].map(|j| g(w[j], w[3 + j], w[6 + j]));
-        for i in 0..4 {
-            tile[i * 4..][..4].copy_from_slice(&g(columns[0][i], columns[1][i], columns[2][i]));
+/// `G w` of the `R` taps of a filter's column: the filter's polynomial at 0, 1, −1, 2 and −2
+/// (scaled by ¼, −⅙, −⅙, 1/24 and 1/24), and its leading coefficient (∞).
+#[inline(always)]
+fn g<const R: usize>(w: [f32; R]) -> [f32; ALPHA] {
+    // Even and odd powers at 1 and at 2.
+    let (mut e1, mut o1, mut e2, mut o2, mut power) = (0.0f32, 0.0f32, 0.0f32, 0.0f32, 1.0f32);
+    for (k, tap) in w.iter().enumerate() {
+        if k % 2 == 0 {
+            e1 += tap;
+            e2 += power * tap;
+        } else {
+            o1 += tap;
+            o2 += power * tap;
         }
-    });
-    let mut u = zeros(16 * o * c);
-    u.par_chunks_mut((o * c).max(1)).enumerate().for_each(|(xi, stream)| {
-        for (v, tile) in stream.iter_mut().zip(tiles.chunks_exact(16)) {
-            *v = tile[xi];
+        power *= 2.0;
+    }
+    [0.25 * w[0], -(e1 + o1) / 6.0, -(e1 - o1) / 6.0, (e2 + o2) / 24.0, (e2 - o2) / 24.0, w[R - 1]]
+}
+
+/// `Gᵀ s` of six values: `R` taps (the adjoint of [`g`]).
+#[inline(always)]
+fn gt<const R: usize>([s0, s1, s2, s3, s4, s5]: [f32; ALPHA]) -> [f32; R] {
+    let (p1, m1, p2, m2) = (-(s1 + s2) / 6.0, -(s1 - s2) / 6.0, (s3 + s4) / 24.0, (s3 - s4) / 24.0);
+    let mut power = 1.0f32;
+    let mut out = [0.0f32; R];
+    for (k, tap) in out.iter_mut().enumerate() {
+        let (one, two) = if k % 2 == 0 { (p1, p2) } else { (m1, m2) };
+        *tap = one + power * two;
+        power *= 2.0;
+    }
+    out[0] += 0.25 * s0;
+    out[R - 1] += s5;
+    out
+}
+
+/// `Bᵀ d` of a column of six values.
+#[inline(always)]
+fn bt([d0, d1, d2, d3, d4, d5]: [f32; ALPHA]) -> [f32; ALPHA] {
+    [
+        4.0 * d0 - 5.0 * d2 + d4,
+        d3 + d4 - 4.0 * (d1 + d2),
+        4.0 * (d1 - d2) + d4 - d3,
+        2.0 * (d3 - d1) + d4 - d2,
+        2.0 * (d1 - d3) + d4 - d2,
+        4.0 * d1 - 5.0 * d3 + d5,
+    ]
+}
+
+/// `Aᵀ s` (its first `M` rows) of six values: the values at 0, ±1, ±2 and ∞ turned back into `M`
+/// outputs.
+#[inline(always)]
+fn at<const M: usize>([s0, s1, s2, s3, s4, s5]: [f32; ALPHA]) -> [f32; M] {
+    let (p1, m1, p2, m2) = (s1 + s2, s1 - s2, s3 + s4, s3 - s4);
+    let all = [s0 + p1 + p2, m1 + 2.0 * m2, p1 + 4.0 * p2, m1 + 8.0 * m2];
+    let mut out: [f32; M] = std::array::from_fn(|k| all[k]);
+    out[M - 1] += s5;
+    out
+}
+
+/// `A δ` of `M` values (the adjoint of [`at`]): six values.
+#[inline(always)]
+fn a<const M: usize>(d: [f32; M]) -> [f32; ALPHA] {
+    // The block's polynomial at 1, −1, 2 and −2, by even and odd powers.
+    let (mut e1, mut o1, mut e2, mut o2, mut power) = (0.0f32, 0.0f32, 0.0f32, 0.0f32, 1.0f32);
+    for (k, v) in d.iter().enumerate() {
+        if k % 2 == 0 {
+            e1 += v;
+            e2 += power * v;
+        } else {
+            o1 += v;
+            o2 += power * v;
         }
+        power *= 2.0;
+    }
+    [d[0], e1 + o1, e1 - o1, e2 + o2, e2 - o2, d[M - 1]]
+}
+
+/// `dst[to(k)] = f(src[from(0)], …, src[from(I − 1)])[k]`, lane by lane.
+#[inline(always)]
+fn lanes<const I: usize, const O: usize>(
+    src: &[Lane],
+    from: impl Fn(usize) -> usize,
+    dst: &mut [Lane],
+    to: impl Fn(usize) -> usize,
+    f: impl Fn([f32; I]) -> [f32; O],
+) {
+    let (from, to): ([usize; I], [usize; O]) = (std::array::from_fn(from), std::array::from_fn(to));
+    assert!(from.iter().all(|&i| i < src.len()) && to.iter().all(|&k| k < dst.len()));
+    for l in 0..LANES {
+        let values = f(from.map(|i| src[i][l]));
+        for (k, v) in to.iter().zip(values) {
+            dst[*k][l] = v;
+        }
+    }
+}
+
+/// Filters per parallel task of [`filters`].
+const FILTER_BLOCK: usize = 16 * LANES;
+
+/// `U` (`[36][O, C]`) into `u` of `weight` (`[O, C, R, R]`): `G w Gᵀ` for every filter, 16
+/// filters at a time, one a lane, blocks of filters in parallel, each writing its runs of the 36
+/// streams. `turned`: the filters of the input gradient instead, `w'[o, c] = w[c, o]` turned by
+/// 180° (`weight` then being `[C, O, R, R]`).
+fn filters<'a, const R: usize>(weight: &[f32], [o, c]: [usize; 2], turned: bool, u: &'a mut Vec<f32>) -> &'a [f32] {
+    let count = o * c;
+    let u = grow(u, XI * count);
+    if count == 0 {
+        return u;
+    }
+    let mut blocks: Vec<Vec<&mut [f32]>> = (0..count.div_ceil(FILTER_BLOCK)).map(|_| Vec::with_capacity(XI)).collect();
+    for stream in u.chunks_mut(count) {
+        for (block, run) in blocks.iter_mut().zip(stream.chunks_mut(FILTER_BLOCK)) {
+            block.push(run);
+        }
+    }
+    let taps = R * R;
+    blocks.into_par_iter().enumerate().for_each(|(block, mut streams)| {
+        widest(#[inline(always)] || {
+            let (mut w, mut t, mut tile) = ([[0.0f32; LANES]; 25], [[0.0f32; LANES]; 5 * ALPHA], [[0.0f32; LANES]; XI]);
+            let first = block * FILTER_BLOCK;
+            for start in (0..streams[0].len()).step_by(LANES) {
+                let n = LANES.min(streams[0].len() - start);
+                for l in 0..n {
+                    let f = first + start + l;
+                    if turned {
+                        let filter = &weight[((f % c) * o + f / c) * taps..][..taps];
+                        for (tap, v) in w.iter_mut().zip(filter.iter().rev()) {
+                            tap[l] = *v;
+                        }
+                    } else {
+                        for (tap, v) in w.iter_mut().zip(&weight[f * taps..][..taps]) {
+                            tap[l] = *v;
+                        }
+                    }
+                }
+                for b in 0..R {
+                    lanes(&w, |a| a * R + b, &mut t, |p| p * R + b, g::<R>);
+                }
+                for p in 0..ALPHA {
+                    lanes(&t, |b| p * R + b, &mut tile, |q| p * ALPHA + q, g::<R>);
+                }
+                for (stream, lane) in streams.iter_mut().zip(&tile) {
+                    put(&mut stream[start..], lane, n);
+                }
+            }
+        });
     });
     u
 }
 
-/// `out[k] = f(a[k], b[k])` over the length of `out`.
+/// `dst[..n] = lane[..n]`, a fixed-size copy when the lane is full.
 #[inline(always)]
-fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
-        *o = f(*a, *b);
+fn put(dst: &mut [f32], lane: &Lane, n: usize) {
+    if n == LANES {
+        dst[..LANES].copy_from_slice(lane);
+    } else {
+        dst[..n].copy_from_slice(&lane[..n]);
     }
 }
 
-/// The first four runs of `n` values of `t`.
+/// `lane[..n] = src[..n]`, a fixed-size copy when the lane is full.
 #[inline(always)]
-fn quarters(t: &mut [f32], n: usize) -> [&mut [f32]; 4] {
-    let (t0, rest) = t.split_at_mut(n);
-    let (t1, rest) = rest.split_at_mut(n);
-    let (t2, rest) = rest.split_at_mut(n);
-    [t0, t1, t2, &mut rest[..n]]
+fn get(lane: &mut Lane, src: &[f32], n: usize) {
+    if n == LANES {
+        lane.copy_from_slice(&src[..LANES]);
+    } else {
+        lane[..n].copy_from_slice(&src[..n]);
+    }
 }
 
-/// `V` (`[16][C, T]`) of the images `x` (each `[C, H, W]`): `Bᵀ d B` of every 4×4 tile `d` that
-/// starts at `2·tile − pad`, zero outside the image; a tile's column is
-/// `image·tiles + row·across + column`. Each plane is first zero-padded and its rows split into
-/// even and odd columns (so that every later step reads contiguous runs); then a row of tiles at a
-/// time, `Bᵀ` across its four rows element by element, and `B` along them into the 16 streams.
+/// Where each tile of a group starts in its image's padded plane (`[rows, cols]` of
+/// `[(tiles − 1)·m + 6]`, one plane an image side by side): `image·plane + ty·m·cols + tx·m`.
+fn starts(images: usize, tiles: [usize; 2], m: usize, padded: [usize; 2]) -> Vec<usize> {
+    let plane = padded[0] * padded[1];
+    (0..images)
+        .flat_map(|image| (0..tiles[0]).flat_map(move |ty| (0..tiles[1]).map(move |tx| image * plane + ty * m * padded[1] + tx * m)))
+        .collect()
+}
+
+/// `V` (`[36][C, T]`) of the images `x` (each `[C, H, W]`): `Bᵀ d B` of every 6×6 tile `d` that
+/// starts at `m·tile − pad`, zero outside the image; a tile's column is
+/// `image·tiles + row·across + column`. A channel at a time: its planes copied into zero-padded
+/// planes, then 16 tiles at a time gathered lane by lane and transformed.
 #[inline(always)]
-fn transform_input(x: &[f32], [c, h, w]: [usize; 3], pad: [usize; 2], tiles: [usize; 2], v: &mut [f32]) {
+fn transform_input(x: &[f32], [c, h, w]: [usize; 3], pad: [usize; 2], tiles: [usize; 2], m: usize, v: &mut [f32], padded: &mut Vec<f32>) {
+    let images = x.len() / (c * h * w);
+    let cols = images * tiles[0] * tiles[1];
+    let side = [(tiles[0] - 1) * m + ALPHA, (tiles[1] - 1) * m + ALPHA];
+    let plane = side[0] * side[1];
+    // The image fits: (tiles − 1)·m + 6 ≥ Ho + r − 1 = H + 2·pad.
+    padded.clear();
+    padded.resize(images * plane, 0.0);
+    let starts = starts(images, tiles, m, side);
+    // A chunk's tiles, then their transform; lanes beyond the last tile are never written out.
+    let (mut d, mut t) = ([[0.0f32; LANES]; XI], [[0.0f32; LANES]; XI]);
+    for channel in 0..c {
+        for image in 0..images {
+            let src = &x[(image * c + channel) * h * w..][..h * w];
+            let dst = &mut padded[image * plane..][..plane];
+            for (y, row) in src.chunks_exact(w).enumerate() {
+                copy_run(&mut dst[(pad[0] + y) * side[1] + pad[1]..][..w], row);
+            }
+        }
+        for (chunk, starts) in starts.chunks(LANES).enumerate() {
+            for (l, &start) in starts.iter().enumerate() {
+                for (i, row) in d.chunks_exact_mut(ALPHA).enumerate() {
+                    let src = &padded[start + i * side[1]..][..ALPHA];
+                    for (lane, value) in row.iter_mut().zip(src) {
+                        lane[l] = *value;
+                    }
+                }
+            }
+            for j in 0..ALPHA {
+                lanes(&d, |i| i * ALPHA + j, &mut t, |i| i * ALPHA + j, bt);
+            }
+            for i in 0..ALPHA {
+                lanes(&t, |j| i * ALPHA + j, &mut d, |j| i * ALPHA + j, bt);
+            }
+            let first = chunk * LANES;
+            for (xi, lane) in d.iter().enumerate() {
+                put(&mut v[(xi * c + channel) * cols + first..], lane, starts.len());
+            }
+        }
+    }
+}
+
+/// The output planes `y` (`[O, out]` per image) of `M` (`[36][O, T]`): `Aᵀ m A` of every tile,
+/// 16 tiles at a time, each lane's block then written to its place.
+#[inline(always)]
+fn transform_output<const M: usize>(mm: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], y: &mut [f32]) {
     let per_image = tiles[0] * tiles[1];
-    let cols = x.len() / (c * h * w) * per_image;
-    let half = tiles[1] + 1;
-    // padded[r]: the even columns of padded row r, then its odd ones; t likewise after Bᵀ.
-    let (mut padded, mut line, mut t) = (vec![0.0f32; (2 * tiles[0] + 2) * 2 * half], vec![0.0f32; 2 * half], vec![0.0f32; 8 * half]);
-    for (plane, x) in x.chunks_exact(h * w).enumerate() {
-        let (image, channel) = (plane / c, plane % c);
-        for (r, row) in padded.chunks_exact_mut(2 * half).enumerate() {
-            let iy = r.wrapping_sub(pad[0]);
-            let (even, odd) = row.split_at_mut(half);
-            if iy >= h {
-                even.fill(0.0);
-                odd.fill(0.0);
-                continue;
+    let plane = out[0] * out[1];
+    let cols = y.len() / (o * plane) * per_image;
+    // A chunk's transformed tiles; t[k][j] (k < M): Aᵀ down each column; b[k][jj]: Aᵀ along
+    // each row of t.
+    let (mut s, mut t, mut b) = ([[0.0f32; LANES]; XI], [[0.0f32; LANES]; 4 * ALPHA], [[0.0f32; LANES]; 16]);
+    for channel in 0..o {
+        for first in (0..cols).step_by(LANES) {
+            let count = LANES.min(cols - first);
+            for (xi, lane) in s.iter_mut().enumerate() {
+                get(lane, &mm[(xi * o + channel) * cols + first..], count);
             }
-            // 2·half = 2·⌈Wo/2⌉ + 2 ≥ W + 2·pad: the row with its padding fits the line.
-            let cut = (pad[1] + w).min(2 * half);
-            line[pad[1]..cut].copy_from_slice(&x[iy * w..][..cut - pad[1]]);
-            line[cut..].fill(0.0);
-            for (k, pair) in line.chunks_exact(2).enumerate() {
-                (even[k], odd[k]) = (pair[0], pair[1]);
+            for j in 0..ALPHA {
+                lanes(&s, |i| i * ALPHA + j, &mut t, |k| k * ALPHA + j, at::<M>);
             }
-        }
-        for ty in 0..tiles[0] {
-            let rows = &padded[2 * ty * 2 * half..][..8 * half];
-            let (r0, r1, r2, r3) = (&rows[..2 * half], &rows[2 * half..4 * half], &rows[4 * half..6 * half], &rows[6 * half..]);
-            let [t0, t1, t2, t3] = quarters(&mut t, 2 * half);
-            combine(t0, r0, r2, |a, b| a - b);
-            combine(t1, r1, r2, |a, b| a + b);
-            combine(t2, r2, r1, |a, b| a - b);
-            combine(t3, r1, r3, |a, b| a - b);
-            let (first, across) = (image * per_image + ty * tiles[1], tiles[1]);
-            for (i, ti) in t.chunks_exact(2 * half).enumerate() {
-                let (even, odd) = ti.split_at(half);
-                let (e0, e1, o0, o1) = (&even[..across], &even[1..][..across], &odd[..across], &odd[1..][..across]);
-                let stream = |j: usize| ((i * 4 + j) * c + channel) * cols + first;
-                combine(&mut v[stream(0)..][..across], e0, e1, |a, b| a - b);
-                combine(&mut v[stream(1)..][..across], o0, e1, |a, b| a + b);
-                combine(&mut v[stream(2)..][..across], e1, o0, |a, b| a - b);
-                combine(&mut v[stream(3)..][..across], o0, o1, |a, b| a - b);
+            for k in 0..M {
+                lanes(&t, |j| k * ALPHA + j, &mut b, |jj| k * M + jj, at::<M>);
+            }
+            let blocks = &b[..M * M];
+            for l in 0..count {
+                let col = first + l;
+                let (image, rest) = (col / per_image, col % per_image);
+                let (ty, tx) = (rest / tiles[1], rest % tiles[1]);
+                let dst = &mut y[(image * o + channel) * plane..][..plane];
+                for (k, block) in blocks.chunks_exact(M).enumerate() {
+                    let oy = ty * M + k;
+                    if oy >= out[0] {
+                        break;
+                    }
+                    for (jj, lane) in block.iter().enumerate().take(out[1] - tx * M) {
+                        dst[oy * out[1] + tx * M + jj] = lane[l];
+                    }
+                }
             }
         }
     }
 }
 
-/// The output planes `y` (`[O, out]` per image) of `M` (`[16][O, T]`): `Aᵀ m A` of every tile,
-/// a row of tiles at a time (`Aᵀ` across the 16 streams, then `A` along them).
+/// `D` (`[36][O, T]`) of the output gradients `dy` (images of `[O, out]`): `A δ Aᵀ` of every
+/// m×m block `δ`, zero beyond the output; columns as in [`transform_input`].
 #[inline(always)]
-fn transform_output(m: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], y: &mut [f32]) {
+fn transform_gradient<const M: usize>(dy: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], d: &mut [f32]) {
     let per_image = tiles[0] * tiles[1];
-    let cols = y.len() / (o * out[0] * out[1]) * per_image;
-    let across = tiles[1];
-    let (mut u, mut row) = (vec![0.0f32; 8 * across], vec![0.0f32; 2 * across]);
-    for (plane, y) in y.chunks_exact_mut(out[0] * out[1]).enumerate() {
-        let (image, channel) = (plane / o, plane % o);
-        for ty in 0..tiles[0] {
-            let first = image * per_image + ty * across;
-            let stream = |xi: usize| &m[(xi * o + channel) * cols + first..][..across];
-            for j in 0..4 {
-                let (m0, m1, m2, m3) = (stream(j), stream(4 + j), stream(8 + j), stream(12 + j));
-                let (top, bottom) = u.split_at_mut(4 * across);
-                let (top, bottom) = (&mut top[j * across..][..across], &mut bottom[j * across..][..across]);
-                let (m0, m1, m2, m3) = (&m0[..across], &m1[..across], &m2[..across], &m3[..across]);
-                for tx in 0..across {
-                    top[tx] = m0[tx] + m1[tx] + m2[tx];
-                    bottom[tx] = m1[tx] - m2[tx] - m3[tx];
+    let plane = out[0] * out[1];
+    let cols = dy.len() / (o * plane) * per_image;
+    // A chunk's blocks (lanes beyond the output stay zero: `delta` is cleared where a block
+    // is cut short), then A down each column, then A along each row.
+    let (mut delta, mut t, mut e) = ([[0.0f32; LANES]; 16], [[0.0f32; LANES]; 4 * ALPHA], [[0.0f32; LANES]; XI]);
+    for channel in 0..o {
+        for first in (0..cols).step_by(LANES) {
+            let count = LANES.min(cols - first);
+            for l in 0..count {
+                let col = first + l;
+                let (image, rest) = (col / per_image, col % per_image);
+                let (ty, tx) = (rest / tiles[1], rest % tiles[1]);
+                let src = &dy[(image * o + channel) * plane..][..plane];
+                for (k, row) in delta.chunks_exact_mut(M).take(M).enumerate() {
+                    let oy = ty * M + k;
+                    for (jj, lane) in row.iter_mut().enumerate() {
+                        let ox = tx * M + jj;
+                        lane[l] = if oy < out[0] && ox < out[1] { src[oy * out[1] + ox] } else { 0.0 };
+                    }
                 }
             }
-            for a in 0..2 {
-                let oy = 2 * ty + a;
-                if oy >= out[0] {
-                    break;
-                }
-                let ua = &u[a * 4 * across..][..4 * across];
-                let (q0, q1, q2, q3) = (&ua[..across], &ua[across..2 * across], &ua[2 * across..3 * across], &ua[3 * across..]);
-                for (tx, pair) in row.chunks_exact_mut(2).enumerate() {
-                    pair[0] = q0[tx] + q1[tx] + q2[tx];
-                    pair[1] = q1[tx] - q2[tx] - q3[tx];
-                }
-                y[oy * out[1]..][..out[1]].copy_from_slice(&row[..out[1]]);
+            for j in 0..M {
+                lanes(&delta, |k| k * M + j, &mut t, |p| p * M + j, a::<M>);
+            }
+            for p in 0..ALPHA {
+                lanes(&t, |j| p * M + j, &mut e, |q| p * ALPHA + q, a::<M>);
+            }
+            for (xi, lane) in e.iter().enumerate() {
+                put(&mut d[(xi * o + channel) * cols + first..], lane, count);
             }
         }
     }
 }
 
-/// A convolution by 3×3 filters transformed into `u` (`[16][O, C]`): `x` (`[N, C, H, W]`),
+/// Images per group: enough for [`MIN_TILES`] columns, and at most a thread's share of the
+/// batch, so that every thread has a group of its own.
+fn group_size(n: usize, per_image: usize) -> usize {
+    let share = n.div_ceil(rayon::current_num_threads()).max(1);
+    MIN_TILES.div_ceil(per_image.max(1)).clamp(1, share)
+}
+
+/// A convolution by `r×r` filters transformed into `u` (`[36][O, C]`): `x` (`[N, C, H, W]`),
 /// zero-padded by `pad` before each spatial dimension (and wherever a tile leaves the image),
 /// gives `[N, O, out[0], out[1]]`.
-fn convolve(x: &[f32], u: &[f32], [n, c, h, w]: [usize; 4], o: usize, pad: [usize; 2], out: [usize; 2]) -> Vec<f32> {
-    let tiles = [out[0].div_ceil(2), out[1].div_ceil(2)];
+fn convolve<const M: usize>(x: &[f32], u: &[f32], [n, c, h, w]: [usize; 4], o: usize, pad: [usize; 2], out: [usize; 2]) -> Vec<f32> {
+    let tiles = [out[0].div_ceil(M), out[1].div_ceil(M)];
     let per_image = tiles[0] * tiles[1];
-    let group = MIN_TILES.div_ceil(per_image.max(1)).clamp(1, n.max(1));
+    let group = group_size(n, per_image);
     let wide = n.div_ceil(group) < rayon::current_num_threads();
     let (plane_in, plane_out) = (h * w, out[0] * out[1]);
     let mut y = zeros(n * o * plane_out);
@@ -191,18 +392,18 @@ fn convolve(x: &[f32], u: &[f32], [n, c, h, w]: [usize; 4], o: usize, pad: [usiz
         return y;
     }
     y.par_chunks_mut(group * o * plane_out).enumerate().for_each_init(
-        || (Spare::take(), Spare::take()),
-        |(v, m): &mut (Spare, Spare), (t, y)| {
+        || (Spare::take(), Spare::take(), Spare::take()),
+        |(v, m, padded): &mut (Spare, Spare, Spare), (t, y)| {
             let images = y.len() / (o * plane_out);
             let x = &x[t * group * c * plane_in..][..images * c * plane_in];
             let cols = images * per_image;
-            let (v, m) = (grow(v, 16 * c * cols), grow(m, 16 * o * cols));
-            widest(#[inline(always)] || transform_input(x, [c, h, w], pad, tiles, v));
-            for xi in 0..16 {
+            let (v, m) = (grow(v, XI * c * cols), grow(m, XI * o * cols));
+            widest(#[inline(always)] || transform_input(x, [c, h, w], pad, tiles, M, v, padded));
+            for xi in 0..XI {
                 let (lhs, rhs) = (Mat::rows(&u[xi * o * c..][..o * c], c), Mat::rows(&v[xi * c * cols..][..c * cols], cols));
                 gemm([o, cols, c], &mut m[xi * o * cols..][..o * cols], lhs, rhs, false, wide);
             }
-            widest(#[inline(always)] || transform_output(m, o, out, tiles, y));
+            widest(#[inline(always)] || transform_output::<M>(m, o, out, tiles, y));
         },
     );
     y
@@ -210,109 +411,56 @@ fn convolve(x: &[f32], u: &[f32], [n, c, h, w]: [usize; 4], o: usize, pad: [usiz
 
 /// The forward pass for a geometry that [`fits`]: `y` (`[N, O, Ho, Wo]`).
 pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
-    convolve(x, &filters(weight, g.o, g.c), [g.n, g.c, g.h, g.w], g.o, g.pad, [g.ho, g.wo])
+    let shape = [g.n, g.c, g.h, g.w];
+    if g.kh == 3 {
+        convolve::<4>(x, filters::<3>(weight, [g.o, g.c], false, &mut Spare::take()), shape, g.o, g.pad, [g.ho, g.wo])
+    } else {
+        convolve::<2>(x, filters::<5>(weight, [g.o, g.c], false, &mut Spare::take()), shape, g.o, g.pad, [g.ho, g.wo])
+    }
 }
 
 /// The input gradient for a geometry that [`fits`]: `dx` (`[N, C, H, W]`) from `dy`.
 pub fn input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
-    // w'[c, o, i, j] = w[o, c, 2 − i, 2 − j].
-    let mut turned = vec![0.0f32; weight.len()];
-    for (oc, filter) in weight.chunks_exact(9).enumerate() {
-        let (o, c) = (oc / g.c, oc % g.c);
-        for (t, value) in filter.iter().enumerate() {
-            turned[(c * g.o + o) * 9 + 8 - t] = *value;
-        }
-    }
-    let pad = [2 - g.pad[0], 2 - g.pad[1]];
-    convolve(dy, &filters(&turned, g.c, g.o), [g.n, g.o, g.ho, g.wo], g.c, pad, [g.h, g.w])
-}
-
-/// `D` (`[16][O, T]`) of the output gradients `dy` (images of `[O, out]`): `A δ Aᵀ` of every
-/// 2×2 block `δ`, zero beyond the output, with A = [[1, 0], [1, 1], [1, −1], [0, −1]]; columns as
-/// in [`transform_input`], a row of tiles at a time, its two rows split into even and odd columns.
-#[inline(always)]
-fn transform_gradient(dy: &[f32], o: usize, out: [usize; 2], tiles: [usize; 2], d: &mut [f32]) {
-    let per_image = tiles[0] * tiles[1];
-    let cols = dy.len() / (o * out[0] * out[1]) * per_image;
-    let across = tiles[1];
-    // rows[a]: the even columns of row a, then its odd ones; t likewise after A.
-    let (mut rows, mut line, mut t) = (vec![0.0f32; 4 * across], vec![0.0f32; 2 * across], vec![0.0f32; 8 * across]);
-    for (plane, dy) in dy.chunks_exact(out[0] * out[1]).enumerate() {
-        let (image, channel) = (plane / o, plane % o);
-        for ty in 0..tiles[0] {
-            for (a, row) in rows.chunks_exact_mut(2 * across).enumerate() {
-                let oy = 2 * ty + a;
-                let (even, odd) = row.split_at_mut(across);
-                if oy >= out[0] {
-                    even.fill(0.0);
-                    odd.fill(0.0);
-                    continue;
-                }
-                // 2·across = 2·⌈Wo/2⌉ ≥ Wo: the row fits the line, a zero after it when Wo is odd.
-                line[..out[1]].copy_from_slice(&dy[oy * out[1]..][..out[1]]);
-                line[out[1]..].fill(0.0);
-                for (k, pair) in line.chunks_exact(2).enumerate() {
-                    (even[k], odd[k]) = (pair[0], pair[1]);
-                }
-            }
-            let (p, q) = rows.split_at(2 * across);
-            let [t0, t1, t2, t3] = quarters(&mut t, 2 * across);
-            t0.copy_from_slice(p);
-            combine(t1, p, q, |a, b| a + b);
-            combine(t2, p, q, |a, b| a - b);
-            combine(t3, q, q, |a, _| -a);
-            let first = image * per_image + ty * across;
-            for (i, ti) in t.chunks_exact(2 * across).enumerate() {
-                let (even, odd) = (&ti[..across], &ti[across..][..across]);
-                let stream = |j: usize| ((i * 4 + j) * o + channel) * cols + first;
-                d[stream(0)..][..across].copy_from_slice(even);
-                combine(&mut d[stream(1)..][..across], even, odd, |a, b| a + b);
-                combine(&mut d[stream(2)..][..across], even, odd, |a, b| a - b);
-                combine(&mut d[stream(3)..][..across], odd, odd, |a, _| -a);
-            }
-        }
+    let pad = [g.kh - 1 - g.pad[0], g.kw - 1 - g.pad[1]];
+    let shape = [g.n, g.o, g.ho, g.wo];
+    if g.kh == 3 {
+        convolve::<4>(dy, filters::<3>(weight, [g.c, g.o], true, &mut Spare::take()), shape, g.c, pad, [g.h, g.w])
+    } else {
+        convolve::<2>(dy, filters::<5>(weight, [g.c, g.o], true, &mut Spare::take()), shape, g.c, pad, [g.h, g.w])
     }
 }
 
-/// `Gᵀ m G` of one transformed 4×4 block: a 3×3 filter, with
-/// Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
-fn filter_tile(m: &[f32; 16]) -> [f32; 9] {
-    let gt = |v: [f32; 4]| [v[0] + 0.5 * (v[1] + v[2]), 0.5 * (v[1] - v[2]), 0.5 * (v[1] + v[2]) + v[3]];
-    let columns: [[f32; 3]; 4] = std::array::from_fn(|j| gt([m[j], m[4 + j], m[8 + j], m[12 + j]]));
-    let mut w = [0.0f32; 9];
-    for i in 0..3 {
-        w[i * 3..i * 3 + 3].copy_from_slice(&gt([columns[0][i], columns[1][i], columns[2][i], columns[3][i]]));
-    }
-    w
-}
-
-/// The weight gradient for a geometry that [`fits`]: `dw` (`[O, C, 3, 3]`) from `x` and `dy`,
-/// `Gᵀ (Σ_tiles (A δ Aᵀ) ⊙ (Bᵀ d B)) G` as 16 GEMMs over the tiles. Each task sums its own groups
+/// The weight gradient for a geometry that [`fits`]: `dw` (`[O, C, r, r]`) from `x` and `dy`,
+/// `Gᵀ (Σ_tiles (A δ Aᵀ) ⊙ (Bᵀ d B)) G` as 36 GEMMs over the tiles. Each task sums its own groups
 /// of images; the tasks' sums are added in task order, so the result does not depend on
 /// scheduling.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    if g.kh == 3 { weight_grad_of::<4, 3>(x, dy, g) } else { weight_grad_of::<2, 5>(x, dy, g) }
+}
+
+fn weight_grad_of<const M: usize, const R: usize>(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (n, c, o) = (g.n, g.c, g.o);
-    let tiles = [g.ho.div_ceil(2), g.wo.div_ceil(2)];
+    let tiles = [g.ho.div_ceil(M), g.wo.div_ceil(M)];
     let per_image = tiles[0] * tiles[1];
-    let group = MIN_TILES.div_ceil(per_image.max(1)).clamp(1, n.max(1));
+    let group = group_size(n, per_image);
     let (groups, threads) = (n.div_ceil(group), rayon::current_num_threads());
     let wide = groups < threads;
     let tasks = if wide { 1 } else { threads.min(groups) };
     let per_task = groups.div_ceil(tasks.max(1)).max(1);
     let (plane_in, plane_out) = (g.h * g.w, g.p());
     let partial = |task: usize| {
-        let mut m = vec![0.0f32; 16 * o * c];
-        let (mut v, mut d) = (Spare::take(), Spare::take());
+        let mut m = vec![0.0f32; XI * o * c];
+        let (mut v, mut d, mut padded) = (Spare::take(), Spare::take(), Spare::take());
         let firsts = (task * per_task..((task + 1) * per_task).min(groups)).map(|group_index| group_index * group);
         for (i, first) in firsts.enumerate() {
             let images = group.min(n - first);
             let cols = images * per_image;
-            let (v, d) = (grow(&mut v, 16 * c * cols), grow(&mut d, 16 * o * cols));
+            let (v, d) = (grow(&mut v, XI * c * cols), grow(&mut d, XI * o * cols));
             widest(#[inline(always)] || {
-                transform_input(&x[first * c * plane_in..][..images * c * plane_in], [c, g.h, g.w], g.pad, tiles, v);
-                transform_gradient(&dy[first * o * plane_out..][..images * o * plane_out], o, [g.ho, g.wo], tiles, d);
+                transform_input(&x[first * c * plane_in..][..images * c * plane_in], [c, g.h, g.w], g.pad, tiles, M, v, &mut padded);
+                transform_gradient::<M>(&dy[first * o * plane_out..][..images * o * plane_out], o, [g.ho, g.wo], tiles, d);
             });
-            for xi in 0..16 {
+            for xi in 0..XI {
                 let lhs = Mat::rows(&d[xi * o * cols..][..o * cols], cols);
                 let rhs = Mat::transposed(&v[xi * c * cols..][..c * cols], cols);
                 gemm([o, c, cols], &mut m[xi * o * c..][..o * c], lhs, rhs, i > 0, wide);
@@ -322,13 +470,32 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     };
     let partials: Vec<Vec<f32>> = (0..tasks).into_par_iter().map(partial).collect();
     let mut parts = partials.into_iter();
-    let mut m = parts.next().unwrap_or_else(|| vec![0.0; 16 * o * c]);
+    let mut m = parts.next().unwrap_or_else(|| vec![0.0; XI * o * c]);
     for part in parts {
         m.par_iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
-    let mut dw = zeros(o * c * 9);
-    dw.par_chunks_mut(9).enumerate().for_each(|(oc, filter)| {
-        filter.copy_from_slice(&filter_tile(&std::array::from_fn(|xi| m[xi * o * c + oc])));
+    // dw = Gᵀ m G, 16 filters at a time, one a lane.
+    let mut dw = zeros(o * c * R * R);
+    dw.par_chunks_mut(R * R * LANES).enumerate().for_each(|(chunk, dw)| {
+        widest(#[inline(always)] || {
+            let count = dw.len() / (R * R);
+            let mut s = [[0.0f32; LANES]; XI];
+            for (xi, lane) in s.iter_mut().enumerate() {
+                get(lane, &m[xi * o * c + chunk * LANES..], count);
+            }
+            let (mut t, mut taps) = ([[0.0f32; LANES]; 5 * ALPHA], [[0.0f32; LANES]; 25]);
+            for q in 0..ALPHA {
+                lanes(&s, |p| p * ALPHA + q, &mut t, |a| a * ALPHA + q, gt::<R>);
+            }
+            for a in 0..R {
+                lanes(&t, |q| a * ALPHA + q, &mut taps, |b| a * R + b, gt::<R>);
+            }
+            for (l, filter) in dw.chunks_exact_mut(R * R).enumerate() {
+                for (value, tap) in filter.iter_mut().zip(&taps) {
+                    *value = tap[l];
+                }
+            }
+        });
     });
     dw
 }

@@ -21,10 +21,10 @@ const fn case(n: usize, c: usize, hw: [usize; 2], o: usize, k: usize, stride: us
 
 /// The models' layers (AlexNet 5×5 and 3×3, ResNet-18 3×3 stride 1 and 2, 1×1 shortcuts) at a
 /// reduced width, and odd shapes: batch 1, channel counts not a multiple of 16, non-square
-/// images, padding larger than the stride; 3×3 stride-1 layers with enough channels, pixels and
-/// images (at least 1 024 tiles of 2×2 outputs in the batch) run Winograd's F(2×2, 3×3), here
-/// with odd output sides and paddings 0 to 2 too (the last three cases).
-const CASES: [Case; 13] = [
+/// images, padding larger than the stride; 3×3 and 5×5 stride-1 layers with at least 64 channels
+/// in and out, 4 output blocks an image and 128 in the batch run Winograd's F(4×4, 3×3) and
+/// F(2×2, 5×5), here with odd output sides and paddings 0 to 2 too (the last five cases).
+const CASES: [Case; 15] = [
     case(4, 3, [32, 32], 32, 5, 1, 2),
     case(2, 48, [8, 8], 96, 3, 1, 1),
     case(3, 16, [16, 16], 16, 3, 1, 1),
@@ -38,6 +38,8 @@ const CASES: [Case; 13] = [
     case(16, 64, [16, 16], 64, 3, 1, 1),
     case(35, 192, [11, 9], 194, 3, 1, 1),
     case(35, 176, [7, 9], 176, 3, 1, 2),
+    case(4, 64, [16, 16], 64, 5, 1, 2),
+    case(9, 64, [9, 7], 72, 5, 1, 2),
 ];
 
 fn options(c: &Case) -> ConvOptions<2> {
