@@ -401,7 +401,7 @@ fn im2col_input_grad(dy: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 /// Each task sums its own groups; the tasks' sums are added in task order, so the result does not
 /// depend on scheduling.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
-    if winograd::pays(g) { winograd::weight_grad(x, dy, g) } else { im2col_weight_grad(x, dy, g) }
+    if winograd::pays_weight_grad(g) { winograd::weight_grad(x, dy, g) } else { im2col_weight_grad(x, dy, g) }
 }
 
 fn im2col_weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
@@ -535,18 +535,23 @@ mod tests {
     #[test]
     fn winograd_runs_where_it_was_measured_to_pay() {
         // AlexNet's 3×3 layers at full and half width and its 5×5 64 → 192, ResNet-18's 3×3
-        // layers at 32, 16 and 8 px; not ResNet's 4×4 layer4, nor layers of few channels.
+        // layers at 32, 16 and 8 px; not layers of few channels.
         for (c, hw, o, k) in [(192, 8, 384, 3), (384, 8, 256, 3), (256, 8, 256, 3), (96, 8, 192, 3), (128, 8, 128, 3), (64, 32, 64, 3), (128, 16, 128, 3), (64, 16, 192, 5)] {
-            assert!(winograd::pays(&geometry(64, c, [hw, hw], o, k, 1, k / 2)), "{c}→{o} at {hw} px");
+            assert!(winograd::pays_weight_grad(&geometry(64, c, [hw, hw], o, k, 1, k / 2)), "{c}→{o} at {hw} px");
         }
-        for (c, hw, o, k) in [(512, 4, 512, 3), (3, 32, 64, 5), (32, 16, 96, 5)] {
+        for (c, hw, o, k) in [(3, 32, 64, 5), (32, 16, 96, 5)] {
             assert!(!winograd::pays(&geometry(64, c, [hw, hw], o, k, 1, k / 2)), "{c}→{o} at {hw} px");
         }
+        // ResNet's 4×4 layer4: one block an image, Winograd's forward pass and input gradient,
+        // im2col's weight gradient.
+        let layer4 = geometry(64, 512, [4, 4], 512, 3, 1, 1);
+        assert!(winograd::pays(&layer4) && !winograd::pays_weight_grad(&layer4));
         assert!(!winograd::pays(&geometry(64, 256, [16, 16], 256, 3, 2, 1)), "stride 2");
-        // A passport's single image, and too few images of 8×8.
-        for n in [1, 16] {
+        // A passport's single image, too few images of 8×8, one 5×5 image.
+        for n in [1, 8] {
             assert!(!winograd::pays(&geometry(n, 192, [8, 8], 384, 3, 1, 1)), "{n} images");
         }
-        assert!(winograd::pays(&geometry(32, 192, [8, 8], 384, 3, 1, 1)), "32 images");
+        assert!(winograd::pays(&geometry(16, 192, [8, 8], 384, 3, 1, 1)), "16 images");
+        assert!(!winograd::pays(&geometry(1, 64, [16, 16], 192, 5, 1, 2)), "one 5×5 image");
     }
 }

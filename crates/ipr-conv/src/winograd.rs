@@ -37,11 +37,13 @@ const MIN_TILES: usize = 256;
 /// The fewest input and output channels for the transforms to pay.
 const MIN_CHANNELS: usize = 64;
 
-/// The fewest output blocks an image for the transforms to pay.
-const MIN_IMAGE_TILES: usize = 4;
+/// The fewest output blocks in the batch times `min(C, O)` for the transforms of the filters to
+/// pay.
+const MIN_WORK: usize = 12288;
 
-/// The fewest output blocks in a whole batch for the transforms of the filters to pay.
-const MIN_BATCH_TILES: usize = 128;
+/// The fewest output blocks an image for the weight gradient to pay: with fewer, its GEMMs sum
+/// over too few columns a group.
+const MIN_IMAGE_TILES: usize = 4;
 
 /// Whether these transforms compute this convolution: a 3×3 or 5×5 kernel at stride 1, padded by
 /// less than its side.
@@ -49,19 +51,29 @@ pub fn fits(g: &Geometry) -> bool {
     g.kh == g.kw && (g.kh == 3 || g.kh == 5) && g.stride == [1, 1] && g.pad.iter().all(|&p| p < g.kh)
 }
 
-/// Whether it is also faster than im2col, as measured on the models' layers (forward and both
-/// gradients, 2 cores with AVX-512, batch 64 unless said): AlexNet's 5×5 64 → 192 at 16 px 105 ms
-/// against 150; its full-width 8×8 layers 29–45 ms against 67–97, the half-width ones 10–14
-/// against 22–31; ResNet-18's 3×3 layers at 32, 16 and 8 px 51, 34 and 29 ms against 79, 55 and
-/// 65. Not where there are few channels (3 → 64 at 32 px: 61 against 12; the half-width 32 → 96
-/// at 16 px: 44 against 35), a single block an image (512 channels at 4×4: 68 against 69, and
-/// slower before the weight gradient), or few blocks in the batch: 192 → 384 at 8×8 for 8 images
-/// 12 ms against 9, for 16 images 14 against 20; one 16×16 image of 64 → 192 by 5×5, 9 against 4,
-/// four of them 8 against 10.
-pub fn pays(g: &Geometry) -> bool {
+/// Output blocks an image.
+fn tiles(g: &Geometry) -> usize {
     let m = ALPHA + 1 - g.kh;
-    let tiles = g.ho.div_ceil(m) * g.wo.div_ceil(m);
-    fits(g) && g.c.min(g.o) >= MIN_CHANNELS && tiles >= MIN_IMAGE_TILES && g.n * tiles >= MIN_BATCH_TILES
+    g.ho.div_ceil(m) * g.wo.div_ceil(m)
+}
+
+/// Whether the forward pass and the input gradient are also faster than im2col's, as measured on
+/// the models' layers (forward and both gradients, 2 cores with AVX-512, batch 64 unless said):
+/// AlexNet's 5×5 64 → 192 at 16 px 105 ms against 150; its full-width 8×8 layers 29–45 ms against
+/// 67–97, the half-width ones 10–14 against 22–31; ResNet-18's 3×3 layers at 32, 16 and 8 px 51,
+/// 34 and 29 ms against 79, 55 and 65; at 4 px (one block an image), forward and input gradient
+/// 14 + 18 ms against 24 + 32. Not where there are few channels (3 → 64 at 32 px: 61 against 12;
+/// the half-width 32 → 96 at 16 px: 44 against 35) or few blocks in the batch: 192 → 384 at 8×8
+/// for 8 images 12 ms against 9 (for 16 images, 14 against 20); one 16×16 image of 64 → 192 by
+/// 5×5, 9 against 4 (four of them, 8 against 10).
+pub fn pays(g: &Geometry) -> bool {
+    fits(g) && g.c.min(g.o) >= MIN_CHANNELS && g.n * tiles(g) * g.c.min(g.o) >= MIN_WORK
+}
+
+/// Whether the weight gradient is also faster than im2col's: where [`pays`], with at least four
+/// blocks an image (512 channels at 4 px: 38 ms against 23).
+pub fn pays_weight_grad(g: &Geometry) -> bool {
+    pays(g) && tiles(g) >= MIN_IMAGE_TILES
 }
 
 /// `G w` of the `R` taps of a filter's column: the filter's polynomial at 0, 1, −1, 2 and −2
