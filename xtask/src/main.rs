@@ -12,6 +12,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xtask::{bench, plan, project_root, stages, verify};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Protect trained networks with DeepIPR digital passports.
 #[derive(Parser)]
 #[command(name = "cargo xtask", version)]
