@@ -76,39 +76,21 @@ pub fn pays_weight_grad(g: &Geometry) -> bool {
     pays(g) && tiles(g) >= MIN_IMAGE_TILES
 }
 
-/// `G w` of the `R` taps of a filter's column: the filter's polynomial at 0, 1, −1, 2 and −2
-/// (scaled by ¼, −⅙, −⅙, 1/24 and 1/24), and its leading coefficient (∞).
+/// The scales of `G`'s rows: ¼, −⅙, −⅙, 1/24, 1/24 and 1.
+const G_SCALE: [f32; ALPHA] = [0.25, -1.0 / 6.0, -1.0 / 6.0, 1.0 / 24.0, 1.0 / 24.0, 1.0];
+
+/// `G w` of the `R` taps of a filter's column: the filter's polynomial at 0, 1, −1, 2 and −2, and
+/// its leading coefficient (∞), scaled by [`G_SCALE`].
 #[inline(always)]
 fn g<const R: usize>(w: [f32; R]) -> [f32; ALPHA] {
-    // Even and odd powers at 1 and at 2.
-    let (mut e1, mut o1, mut e2, mut o2, mut power) = (0.0f32, 0.0f32, 0.0f32, 0.0f32, 1.0f32);
-    for (k, tap) in w.iter().enumerate() {
-        if k % 2 == 0 {
-            e1 += tap;
-            e2 += power * tap;
-        } else {
-            o1 += tap;
-            o2 += power * tap;
-        }
-        power *= 2.0;
-    }
-    [0.25 * w[0], -(e1 + o1) / 6.0, -(e1 - o1) / 6.0, (e2 + o2) / 24.0, (e2 - o2) / 24.0, w[R - 1]]
+    let values = a::<R>(w);
+    std::array::from_fn(|p| G_SCALE[p] * values[p])
 }
 
 /// `Gᵀ s` of six values: `R` taps (the adjoint of [`g`]).
 #[inline(always)]
-fn gt<const R: usize>([s0, s1, s2, s3, s4, s5]: [f32; ALPHA]) -> [f32; R] {
-    let (p1, m1, p2, m2) = (-(s1 + s2) / 6.0, -(s1 - s2) / 6.0, (s3 + s4) / 24.0, (s3 - s4) / 24.0);
-    let mut power = 1.0f32;
-    let mut out = [0.0f32; R];
-    for (k, tap) in out.iter_mut().enumerate() {
-        let (one, two) = if k % 2 == 0 { (p1, p2) } else { (m1, m2) };
-        *tap = one + power * two;
-        power *= 2.0;
-    }
-    out[0] += 0.25 * s0;
-    out[R - 1] += s5;
-    out
+fn gt<const R: usize>(s: [f32; ALPHA]) -> [f32; R] {
+    at::<R>(std::array::from_fn(|p| G_SCALE[p] * s[p]))
 }
 
 /// `Bᵀ d` of a column of six values.
@@ -124,21 +106,26 @@ fn bt([d0, d1, d2, d3, d4, d5]: [f32; ALPHA]) -> [f32; ALPHA] {
     ]
 }
 
-/// `Aᵀ s` (its first `M` rows) of six values: the values at 0, ±1, ±2 and ∞ turned back into `M`
-/// outputs.
+/// `Aᵀ s` (its first `M` rows) of six values: the values of a polynomial at 0, ±1, ±2 and ∞
+/// turned back into its `M` coefficients (row `k` holds the points' `k`-th powers).
 #[inline(always)]
 fn at<const M: usize>([s0, s1, s2, s3, s4, s5]: [f32; ALPHA]) -> [f32; M] {
     let (p1, m1, p2, m2) = (s1 + s2, s1 - s2, s3 + s4, s3 - s4);
-    let all = [s0 + p1 + p2, m1 + 2.0 * m2, p1 + 4.0 * p2, m1 + 8.0 * m2];
-    let mut out: [f32; M] = std::array::from_fn(|k| all[k]);
+    let (mut out, mut power) = ([0.0f32; M], 1.0f32);
+    for (k, v) in out.iter_mut().enumerate() {
+        *v = if k % 2 == 0 { p1 + power * p2 } else { m1 + power * m2 };
+        power *= 2.0;
+    }
+    out[0] += s0;
     out[M - 1] += s5;
     out
 }
 
-/// `A δ` of `M` values (the adjoint of [`at`]): six values.
+/// `A δ` of `M` values (the adjoint of [`at`]): the polynomial with coefficients `δ` at 0, 1, −1,
+/// 2 and −2, and its leading coefficient (∞).
 #[inline(always)]
 fn a<const M: usize>(d: [f32; M]) -> [f32; ALPHA] {
-    // The block's polynomial at 1, −1, 2 and −2, by even and odd powers.
+    // Even and odd powers at 1 and at 2.
     let (mut e1, mut o1, mut e2, mut o2, mut power) = (0.0f32, 0.0f32, 0.0f32, 0.0f32, 1.0f32);
     for (k, v) in d.iter().enumerate() {
         if k % 2 == 0 {
