@@ -2,7 +2,9 @@
 //! both gradients are each one well-shaped GEMM per image (`gemm`, AVX-512 when the CPU has it,
 //! chosen at run time), images in parallel. burn's own `flex` conv computes the weight gradient as
 //! a convolution with batch and channels swapped, a thin GEMM with several copies; here it is
-//! `dY · colsᵀ`.
+//! `dY · colsᵀ`. The 3×3 and 5×5 stride-1 layers with enough channels and images run Winograd's
+//! F(4×4, 3×3) and F(2×2, 5×5) instead: 36 GEMMs on transformed 6×6 tiles, a quarter (3×3) or
+//! 9/25 (5×5) of the multiply-adds.
 //!
 //! [`conv2d`] has the signature of `burn::tensor::module::conv2d` and falls back on it wherever
 //! the kernel does not apply: other backends (CUDA, Vulkan), other float types, groups or
