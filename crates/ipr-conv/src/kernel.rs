@@ -58,9 +58,7 @@ impl Geometry {
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
     }
-}
 
-impl Geometry {
     /// The zero-padded plane the windows read: `[(Ho − 1)·sh + kh, (Wo − 1)·sw + kw]`.
     fn padded(&self) -> [usize; 2] {
         [(self.ho - 1) * self.stride[0] + self.kh, (self.wo - 1) * self.stride[1] + self.kw]
@@ -406,12 +404,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
 
 fn im2col_weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, p, s, split) = (g.k(), g.p(), g.c * g.h * g.w, Split::of(g));
-    let tasks = if split.wide { 1 } else { rayon::current_num_threads().min(split.groups).max(1) };
-    let per_task = split.groups.div_ceil(tasks).max(1);
-    let partial = |task: usize| {
-        let mut dw = vec![0.0f32; g.o * k];
+    task_sums(split.groups, split.wide, g.o * k, |groups, dw| {
         let mut scratch = Scratch::take();
-        let groups = task * per_task..((task + 1) * per_task).min(split.groups);
         for (i, group) in groups.enumerate() {
             let first = group * split.group;
             let images = split.group.min(g.n - first);
@@ -419,17 +413,32 @@ fn im2col_weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
             let x = &x[first * s..(first + images) * s];
             let dy = gather(&dy[first * g.o * p..(first + images) * g.o * p], g, images, &mut scratch.wide);
             let cols = if images == 1 && g.pointwise() { x } else { group_cols(x, g, images, &mut scratch.cols) };
-            gemm([g.o, k, width], &mut dw, Mat::rows(dy, width), Mat::transposed(cols, width), i > 0, split.wide);
+            gemm([g.o, k, width], dw, Mat::rows(dy, width), Mat::transposed(cols, width), i > 0, split.wide);
         }
-        dw
-    };
-    let partials: Vec<Vec<f32>> = (0..tasks).into_par_iter().map(partial).collect();
+    })
+}
+
+/// A sum of `len` values over `groups` groups of images: the groups split into runs of
+/// consecutive ones, a run a task (one task when `wide`, the GEMMs then being parallel; else one a
+/// thread), each task adding its run into a sum of its own with `run`; the tasks' sums are then
+/// added in task order, so the result does not depend on scheduling.
+pub(crate) fn task_sums(groups: usize, wide: bool, len: usize, run: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+    let tasks = if wide { 1 } else { rayon::current_num_threads().min(groups).max(1) };
+    let per_task = groups.div_ceil(tasks).max(1);
+    let partials: Vec<Vec<f32>> = (0..tasks)
+        .into_par_iter()
+        .map(|task| {
+            let mut sum = vec![0.0f32; len];
+            run(task * per_task..((task + 1) * per_task).min(groups), &mut sum);
+            sum
+        })
+        .collect();
     let mut parts = partials.into_iter();
-    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; g.o * k]);
+    let mut total = parts.next().unwrap_or_else(|| vec![0.0; len]);
     for part in parts {
-        dw.par_iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        total.par_iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
-    dw
+    total
 }
 
 #[cfg(test)]

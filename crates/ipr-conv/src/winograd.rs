@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernel::{Geometry, Mat, Spare, copy_run, gemm, grow, zeros};
+use crate::kernel::{Geometry, Mat, Spare, copy_run, gemm, grow, task_sums, zeros};
 use crate::simd::widest;
 
 /// The side of a transformed tile.
@@ -442,16 +442,12 @@ fn weight_grad_of<const M: usize, const R: usize>(x: &[f32], dy: &[f32], g: &Geo
     let tiles = [g.ho.div_ceil(M), g.wo.div_ceil(M)];
     let per_image = tiles[0] * tiles[1];
     let group = group_size(n, per_image);
-    let (groups, threads) = (n.div_ceil(group), rayon::current_num_threads());
-    let wide = groups < threads;
-    let tasks = if wide { 1 } else { threads.min(groups) };
-    let per_task = groups.div_ceil(tasks.max(1)).max(1);
+    let groups = n.div_ceil(group);
+    let wide = groups < rayon::current_num_threads();
     let (plane_in, plane_out) = (g.h * g.w, g.p());
-    let partial = |task: usize| {
-        let mut m = vec![0.0f32; XI * o * c];
+    let m = task_sums(groups, wide, XI * o * c, |run, m| {
         let (mut v, mut d, mut padded) = (Spare::take(), Spare::take(), Spare::take());
-        let firsts = (task * per_task..((task + 1) * per_task).min(groups)).map(|group_index| group_index * group);
-        for (i, first) in firsts.enumerate() {
+        for (i, first) in run.map(|group_index| group_index * group).enumerate() {
             let images = group.min(n - first);
             let cols = images * per_image;
             let (v, d) = (grow(&mut v, XI * c * cols), grow(&mut d, XI * o * cols));
@@ -465,14 +461,7 @@ fn weight_grad_of<const M: usize, const R: usize>(x: &[f32], dy: &[f32], g: &Geo
                 gemm([o, c, cols], &mut m[xi * o * c..][..o * c], lhs, rhs, i > 0, wide);
             }
         }
-        m
-    };
-    let partials: Vec<Vec<f32>> = (0..tasks).into_par_iter().map(partial).collect();
-    let mut parts = partials.into_iter();
-    let mut m = parts.next().unwrap_or_else(|| vec![0.0; XI * o * c]);
-    for part in parts {
-        m.par_iter_mut().zip(&part).for_each(|(a, b)| *a += b);
-    }
+    });
     // dw = Gᵀ m G, 16 filters at a time, one a lane.
     let mut dw = zeros(o * c * R * R);
     dw.par_chunks_mut(R * R * LANES).enumerate().for_each(|(chunk, dw)| {
